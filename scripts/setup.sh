@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests and the local demo need beyond Rust: a Python venv in .venv with the
+# pinned packages of scripts/requirements-test.txt (moto, the Azure SDK for Python, ...).
+# Idempotent: reinstalls only when the requirements file changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null || { echo "setup: $python not found (Python 3.9+ is needed for moto)" >&2; exit 1; }
+stamp=.venv/.requirements.sha256
+want=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "setup: creating .venv with $(cut -d' ' -f1 <<<"$(grep -vE '^\s*(#|$)' scripts/requirements-test.txt | tr '\n' ' ')")" >&2
+"$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+echo "$want" > "$stamp"

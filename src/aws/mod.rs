@@ -1,0 +1,3 @@
+//! AWS adapters: STS (minting and verification).
+
+pub mod sts;

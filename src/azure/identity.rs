@@ -1,0 +1,63 @@
+//! Which Azure identity the app uses, turned into an `azure_identity` credential.
+//!
+//! The Azure SDK for Rust 1.x has no `DefaultAzureCredential` (`../shared/PROTOCOL.md` §2), so
+//! the choice is made here, from the settings: a managed identity when `IDENTITY_ENDPOINT` is set
+//! (never otherwise: without it the credential would fall back to IMDS and retry for ~72 s),
+//! workload identity when `AZURE_FEDERATED_TOKEN_FILE` is set, else the developer's `az`/`azd`
+//! login.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::ClientOptions;
+use azure_identity::{
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::settings::AzureIdentity;
+
+/// The credential for the app's own identity.
+pub fn credential(
+    identity: &AzureIdentity,
+    client_options: ClientOptions,
+) -> anyhow::Result<Arc<dyn TokenCredential>> {
+    Ok(match identity {
+        AzureIdentity::ManagedIdentity { client_id } => {
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                client_options,
+            }))
+            .context("creating the managed identity credential")?
+        }
+        AzureIdentity::WorkloadIdentity => {
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions { client_options },
+                ..Default::default()
+            }))
+            .context("creating the workload identity credential")?
+        }
+        AzureIdentity::Developer => DeveloperToolsCredential::new(None)
+            .context("creating the developer tools credential (az / azd login)")?,
+    })
+}
+
+/// A credential for an app registration with a client secret (seed 001's snippet).
+pub fn client_secret_credential(
+    tenant_id: &str,
+    client_id: &str,
+    secret: &SecretString,
+    client_options: ClientOptions,
+) -> anyhow::Result<Arc<dyn TokenCredential>> {
+    let credential = ClientSecretCredential::new(
+        tenant_id,
+        client_id.to_string(),
+        secret.expose_secret().to_string().into(),
+        Some(ClientSecretCredentialOptions { client_options }),
+    )
+    .context("creating the client secret credential")?;
+    Ok(credential)
+}

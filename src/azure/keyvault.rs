@@ -1,0 +1,387 @@
+//! The Key Vault adapter: read, write, list and disable secret versions with the official SDK.
+//!
+//! One `SecretClient` per vault, made on first use and kept: a client remembers the vault's
+//! authentication challenge, so only its first request pays the challenge round trip. Retries
+//! of 408/429/5xx and connection errors (honouring `Retry-After`) are the SDK's retry policy,
+//! bounded here by count and total time; every request also has a timeout, which the SDK's
+//! default transport lacks. Errors become [`VaultError`], built from the status and Key Vault's
+//! error code and message only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientGetSecretOptions, SecretClientUpdateSecretPropertiesOptions,
+    SetSecretParameters, UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::azure::reference::SecretRef;
+
+/// Why Key Vault did not do what we asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VaultError {
+    /// The vault answered with an error (`code` is Key Vault's, e.g. `SecretNotFound`).
+    #[error("Key Vault refused to {op} {secret}: {status} {code}: {message}")]
+    Refused {
+        op: &'static str,
+        secret: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No answer (connection refused, DNS, TLS, timeout), after retries.
+    #[error("Key Vault unreachable to {op} {secret}: {message}")]
+    Unreachable {
+        op: &'static str,
+        secret: String,
+        message: String,
+    },
+    /// Anything else (a token that could not be had, an answer that could not be read).
+    #[error("could not {op} {secret}: {message}")]
+    Other {
+        op: &'static str,
+        secret: String,
+        message: String,
+    },
+}
+
+impl VaultError {
+    pub fn code(&self) -> &str {
+        match self {
+            VaultError::Refused { code, .. } => code,
+            VaultError::Unreachable { .. } => "Unreachable",
+            VaultError::Other { .. } => "KeyVaultError",
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, VaultError::Refused { status: 404, .. })
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, VaultError::Unreachable { .. })
+    }
+}
+
+/// A secret version as read, value included.
+#[derive(Debug, Clone)]
+pub struct StoredSecret {
+    pub value: SecretString,
+    pub version: String,
+    pub tags: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// A version's metadata, from a listing (no value).
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    pub version: String,
+    pub enabled: bool,
+    pub created: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What to write with a new version.
+pub struct NewVersion<'a> {
+    pub value: &'a SecretString,
+    pub content_type: &'a str,
+    pub tags: &'a BTreeMap<String, String>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// How the clients behave.
+#[derive(Clone, Debug)]
+pub struct VaultOptions {
+    pub verify_challenge_resource: bool,
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    pub retry_budget: Duration,
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        Self {
+            verify_challenge_resource: true,
+            request_timeout: Duration::from_secs(20),
+            max_retries: 4,
+            retry_budget: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Clients for every vault the settings name, sharing one identity.
+pub struct Vaults {
+    credential: Arc<dyn TokenCredential>,
+    options: VaultOptions,
+    http: reqwest::Client,
+    clients: Mutex<HashMap<String, Arc<SecretClient>>>,
+}
+
+impl std::fmt::Debug for Vaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vaults")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client options shared by Key Vault and identity clients: a transport with timeouts and a
+/// bounded retry policy.
+pub fn client_options(http: &reqwest::Client, options: &VaultOptions) -> ClientOptions {
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http.clone()))),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(200),
+            max_retries: options.max_retries,
+            max_total_elapsed: azure_core::time::Duration::try_from(options.retry_budget)
+                .unwrap_or(azure_core::time::Duration::seconds(30)),
+            max_delay: azure_core::time::Duration::seconds(10),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The HTTP client every Azure call goes through.
+pub fn http_client(request_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(request_timeout)
+        .build()
+        .expect("a reqwest client with rustls always builds")
+}
+
+impl Vaults {
+    pub fn new(
+        credential: Arc<dyn TokenCredential>,
+        options: VaultOptions,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            credential,
+            options,
+            http,
+            clients: Mutex::default(),
+        }
+    }
+
+    fn client(&self, secret: &SecretRef) -> Result<Arc<SecretClient>, VaultError> {
+        let origin = secret.vault_origin();
+        let mut clients = self.clients.lock().expect("no panics while held");
+        if let Some(c) = clients.get(&origin) {
+            return Ok(c.clone());
+        }
+        let options = SecretClientOptions {
+            client_options: client_options(&self.http, &self.options),
+            verify_challenge_resource: Some(self.options.verify_challenge_resource),
+            ..Default::default()
+        };
+        let client = SecretClient::new(&origin, self.credential.clone(), Some(options))
+            .map_err(|e| map_error("reach", secret, e))?;
+        let client = Arc::new(client);
+        clients.insert(origin, client.clone());
+        Ok(client)
+    }
+
+    /// Reads a secret (its pinned version, or the latest).
+    pub async fn get(&self, secret: &SecretRef) -> Result<StoredSecret, VaultError> {
+        let client = self.client(secret)?;
+        let options = SecretClientGetSecretOptions {
+            secret_version: secret.version.clone(),
+            ..Default::default()
+        };
+        let model = client
+            .get_secret(&secret.name, Some(options))
+            .await
+            .map_err(|e| map_error("read", secret, e))?
+            .into_model()
+            .map_err(|e| map_error("read", secret, e))?;
+        let version = model
+            .resource_id()
+            .ok()
+            .and_then(|r| r.version)
+            .unwrap_or_default();
+        let attributes = model.attributes.unwrap_or_default();
+        Ok(StoredSecret {
+            value: SecretString::from(model.value.unwrap_or_default()),
+            version,
+            tags: model.tags.unwrap_or_default().into_iter().collect(),
+            content_type: model.content_type,
+            expires: attributes.expires.and_then(to_chrono),
+        })
+    }
+
+    /// Reads a secret, mapping "not found" to `None`.
+    pub async fn get_optional(
+        &self,
+        secret: &SecretRef,
+    ) -> Result<Option<StoredSecret>, VaultError> {
+        match self.get(secret).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a new version; returns its version id.
+    pub async fn set(&self, secret: &SecretRef, new: NewVersion<'_>) -> Result<String, VaultError> {
+        let client = self.client(secret)?;
+        let parameters = SetSecretParameters {
+            value: Some(new.value.expose_secret().to_string()),
+            content_type: Some(new.content_type.to_string()),
+            tags: Some(new.tags.clone().into_iter().collect()),
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(true),
+                expires: new.expires.and_then(to_offset),
+                ..Default::default()
+            }),
+        };
+        let content = parameters
+            .try_into()
+            .map_err(|e| map_error("write", secret, e))?;
+        let model = client
+            .set_secret(&secret.name, content, None)
+            .await
+            .map_err(|e| map_error("write", secret, e))?
+            .into_model()
+            .map_err(|e| map_error("write", secret, e))?;
+        Ok(model
+            .resource_id()
+            .ok()
+            .and_then(|r| r.version)
+            .unwrap_or_default())
+    }
+
+    /// Lists every version's metadata (no values), newest first.
+    pub async fn versions(&self, secret: &SecretRef) -> Result<Vec<VersionInfo>, VaultError> {
+        let client = self.client(secret)?;
+        let mut pager = client
+            .list_secret_properties_versions(&secret.name, None)
+            .map_err(|e| map_error("list versions of", secret, e))?;
+        let mut out = Vec::new();
+        while let Some(item) = pager
+            .try_next()
+            .await
+            .map_err(|e| map_error("list versions of", secret, e))?
+        {
+            let version = item
+                .resource_id()
+                .ok()
+                .and_then(|r| r.version)
+                .unwrap_or_default();
+            let attributes = item.attributes.unwrap_or_default();
+            out.push(VersionInfo {
+                version,
+                enabled: attributes.enabled.unwrap_or(true),
+                created: attributes.created.and_then(to_chrono),
+                expires: attributes.expires.and_then(to_chrono),
+                tags: item.tags.unwrap_or_default().into_iter().collect(),
+            });
+        }
+        out.sort_by_key(|v| std::cmp::Reverse(v.created));
+        Ok(out)
+    }
+
+    /// Disables one version (its value stays, but nobody can read it).
+    pub async fn disable(&self, secret: &SecretRef, version: &str) -> Result<(), VaultError> {
+        let client = self.client(secret)?;
+        let parameters = UpdateSecretPropertiesParameters {
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let content = parameters
+            .try_into()
+            .map_err(|e| map_error("disable", secret, e))?;
+        let options = SecretClientUpdateSecretPropertiesOptions {
+            secret_version: Some(version.to_string()),
+            ..Default::default()
+        };
+        client
+            .update_secret_properties(&secret.name, content, Some(options))
+            .await
+            .map_err(|e| map_error("disable", secret, e))?;
+        Ok(())
+    }
+}
+
+fn to_chrono(t: time::OffsetDateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.unix_timestamp(), 0)
+}
+
+fn to_offset(t: DateTime<Utc>) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok()
+}
+
+/// Maps an SDK error from its kind, status and Key Vault's code/message (never a body).
+fn map_error(op: &'static str, secret: &SecretRef, error: azure_core::Error) -> VaultError {
+    let secret = secret.to_string();
+    match error.kind() {
+        ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
+            // The SDK's own parse of the error body borrows its strings, so a message with an
+            // escape in it (Key Vault's RBAC denial has `\r\n`) leaves only the status as the
+            // code. Read the body ourselves.
+            let body = raw_response
+                .as_ref()
+                .and_then(|r| serde_json::from_slice::<serde_json::Value>(r.body()).ok())
+                .unwrap_or_default();
+            let body_code = body["error"]["code"].as_str().map(str::to_string);
+            let body_message = body["error"]["message"]
+                .as_str()
+                .map(|m| m.replace("\r\n", " ").replace('\n', " "));
+            let inner = body["error"]["innererror"]["code"].as_str();
+            let mut message = body_message.unwrap_or_else(|| error.to_string());
+            if let Some(inner) = inner {
+                message = format!("{message} ({inner})");
+            }
+            VaultError::Refused {
+                op,
+                secret,
+                status: u16::from(*status),
+                code: body_code
+                    .or_else(|| error_code.clone())
+                    .unwrap_or_else(|| status.to_string()),
+                message,
+            }
+        }
+        ErrorKind::Connection | ErrorKind::Io => VaultError::Unreachable {
+            op,
+            secret,
+            message: chain(&error),
+        },
+        _ => VaultError::Other {
+            op,
+            secret,
+            message: chain(&error),
+        },
+    }
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,66 @@
+//! `POST /TimerRotate`: the hourly rotation (`TimerRotate/function.json`, schedule `%TimerSchedule%`).
+//!
+//! Decision (see `../shared/PROTOCOL.md` §1 on failures): a successful or fresh run answers 200
+//! with the report in `Logs`. A failed run writes its report to stderr (the host logs stderr
+//! lines as errors) and answers HTTP 500, so the execution counts as failed in Application
+//! Insights and alerts fire; the host discards `Logs` on a non-2xx answer, hence stderr.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::envelope::{empty_output, Invocation};
+use super::{plain_error, read_body, AppState};
+use crate::rotation::{Failure, Request};
+
+pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response {
+    let bytes = match read_body(body, state.max_invocation_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let invocation = match Invocation::parse(&bytes) {
+        Ok(i) => i,
+        Err(e) => return plain_error(StatusCode::BAD_REQUEST, &e.0),
+    };
+    let past_due = invocation
+        .data
+        .get("timer")
+        .and_then(|t| t.get("IsPastDue"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let service = match &state.service {
+        Ok(s) => s.clone(),
+        Err(errors) => return failed(&Failure::settings(errors)),
+    };
+    let outcome = service.rotate(Request { force: false }).await;
+    match outcome.as_ref() {
+        Ok(report) => {
+            let mut logs = report.log_lines();
+            if past_due {
+                logs.insert(0, "the timer was past due".into());
+            }
+            for line in &logs {
+                tracing::info!(target: "stsbridge::TimerRotate", "{line}");
+            }
+            for w in &report.warnings {
+                tracing::warn!(target: "stsbridge::TimerRotate", "{w}");
+            }
+            logs.push(serde_json::to_string(report).unwrap_or_default());
+            Json(empty_output(logs)).into_response()
+        }
+        Err(failure) => failed(failure),
+    }
+}
+
+fn failed(failure: &Failure) -> Response {
+    for line in failure.log_lines() {
+        tracing::error!(target: "stsbridge::TimerRotate", "{line}");
+    }
+    let mut logs = failure.log_lines();
+    logs.push(failure.body().to_string());
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(empty_output(logs))).into_response()
+}

@@ -1,0 +1,30 @@
+//! stsbridge keeps fresh, short-lived AWS credentials in Azure Key Vault.
+//!
+//! The flow: the Functions host POSTs an invocation → [`functions`] parses the envelope → the
+//! [`rotation`] service reads the IAM user's key ([`azure::keyvault`], or a plain setting), mints
+//! temporary credentials with STS ([`aws::sts`]), verifies them, and publishes them back to Key
+//! Vault → [`functions`] answers with an envelope. Consumers ([`consumers`]) read the published
+//! bundle for the AWS CLI and SDKs.
+//!
+//! # Layout
+//! - [`settings`]: every app setting, read and validated once; errors name their setting.
+//! - [`functions`]: the custom-handler protocol (envelope, router, one module per function).
+//! - [`rotation`]: the use case: decide (pure), mint, verify, publish, report; single-flight.
+//! - [`aws`]: the STS adapter.
+//! - [`azure`]: identity selection, the Key Vault adapter, Key Vault reference parsing.
+//! - [`secrets`]: the types that hold key material, and the bundle format.
+//! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
+//! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
+
+// `rotation::Failure` is a large error type; it is the cold path of an hourly operation, and
+// boxing it would add noise to every `?` for no measurable gain.
+#![allow(clippy::result_large_err)]
+
+pub mod aws;
+pub mod azure;
+pub mod consumers;
+pub mod functions;
+pub mod logging;
+pub mod rotation;
+pub mod secrets;
+pub mod settings;

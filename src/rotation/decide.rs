@@ -1,0 +1,208 @@
+//! The pure decisions of a rotation: is the published set fresh, and which secrets are out of step.
+//!
+//! Nothing here does I/O or reads the clock: callers pass `now`. The vault is the shared state
+//! between instances of the Function App, so the freshness rule reads only what is stored there
+//! (the bundle's tags and expiry) and the current settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::tags;
+
+/// What an unforced trigger should do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Rotate(String),
+    Fresh(String),
+}
+
+/// The bundle's metadata, as read from the vault.
+#[derive(Clone, Debug, Default)]
+pub struct Published {
+    pub tags: BTreeMap<String, String>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl Published {
+    pub fn minted_at(&self) -> Option<DateTime<Utc>> {
+        self.tags
+            .get(tags::MINTED_AT)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The id of the set: the minted access key id.
+    pub fn set_id(&self) -> Option<&str> {
+        self.tags.get(tags::ACCESS_KEY_ID).map(String::as_str)
+    }
+}
+
+/// The freshness rule: an unforced trigger finds the set fresh when the bundle was minted less
+/// than `min_interval` ago, will not expire within `min_interval`, and was minted under the
+/// same settings (`wanted`: mode, role, source key id, duration).
+pub fn decide(
+    force: bool,
+    bundle: Option<&Published>,
+    wanted: &BTreeMap<String, String>,
+    min_interval: Duration,
+    now: DateTime<Utc>,
+) -> Decision {
+    if force {
+        return Decision::Rotate("forced".into());
+    }
+    let Some(bundle) = bundle else {
+        return Decision::Rotate("no credentials are published yet".into());
+    };
+    let Some(minted_at) = bundle.minted_at() else {
+        return Decision::Rotate("the published set has no minted-at tag".into());
+    };
+    let min = chrono::Duration::from_std(min_interval).unwrap_or(chrono::Duration::MAX);
+    if let Some(expires) = bundle.expires {
+        if expires <= now + min {
+            return Decision::Rotate(format!(
+                "the published set expires at {}",
+                expires.to_rfc3339()
+            ));
+        }
+    }
+    let age = now.signed_duration_since(minted_at);
+    if age >= min {
+        return Decision::Rotate(format!(
+            "the published set was minted {} s ago",
+            age.num_seconds()
+        ));
+    }
+    for (key, value) in wanted {
+        if bundle.tags.get(key) != Some(value) {
+            return Decision::Rotate(format!("the settings changed since the last mint ({key})"));
+        }
+    }
+    Decision::Fresh(format!(
+        "the published set was minted {} s ago, within MinRotationIntervalSeconds ({} s)",
+        age.num_seconds().max(0),
+        min_interval.as_secs()
+    ))
+}
+
+/// Which of the separate secrets do not hold the bundle's set (compared by the set-id tag).
+pub fn out_of_step<'a>(
+    bundle_set_id: &str,
+    others: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Vec<String> {
+    others
+        .into_iter()
+        .filter(|(_, id)| *id != Some(bundle_set_id))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn wanted() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (tags::MODE.to_string(), "session-token".to_string()),
+            (tags::DURATION.to_string(), "7200".to_string()),
+        ])
+    }
+
+    fn published(minted: &str, expires: &str) -> Published {
+        let mut t = wanted();
+        t.insert(tags::MINTED_AT.into(), minted.into());
+        Published {
+            tags: t,
+            expires: Some(at(expires)),
+        }
+    }
+
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_set_minted_a_minute_ago_under_the_same_settings_is_fresh() {
+        let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        let d = decide(
+            false,
+            Some(&p),
+            &wanted(),
+            FIVE_MIN,
+            at("2030-01-01T00:01:00Z"),
+        );
+        assert!(matches!(d, Decision::Fresh(_)), "{d:?}");
+    }
+
+    #[test]
+    fn force_always_rotates() {
+        let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        let d = decide(
+            true,
+            Some(&p),
+            &wanted(),
+            FIVE_MIN,
+            at("2030-01-01T00:01:00Z"),
+        );
+        assert_eq!(d, Decision::Rotate("forced".into()));
+    }
+
+    #[test]
+    fn an_old_or_missing_or_expiring_set_rotates() {
+        let now = at("2030-01-01T00:10:00Z");
+        let old = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        assert!(matches!(
+            decide(false, Some(&old), &wanted(), FIVE_MIN, now),
+            Decision::Rotate(_)
+        ));
+        assert!(matches!(
+            decide(false, None, &wanted(), FIVE_MIN, now),
+            Decision::Rotate(_)
+        ));
+        let expiring = published("2030-01-01T00:09:00Z", "2030-01-01T00:12:00Z");
+        assert!(matches!(
+            decide(false, Some(&expiring), &wanted(), FIVE_MIN, now),
+            Decision::Rotate(_)
+        ));
+    }
+
+    #[test]
+    fn a_set_minted_under_other_settings_rotates() {
+        let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        let mut other = wanted();
+        other.insert(tags::DURATION.into(), "3600".into());
+        let d = decide(
+            false,
+            Some(&p),
+            &other,
+            FIVE_MIN,
+            at("2030-01-01T00:01:00Z"),
+        );
+        assert!(matches!(d, Decision::Rotate(r) if r.contains(tags::DURATION)));
+    }
+
+    #[test]
+    fn a_zero_interval_never_finds_a_set_fresh() {
+        let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        let d = decide(
+            false,
+            Some(&p),
+            &wanted(),
+            Duration::ZERO,
+            at("2030-01-01T00:00:00Z"),
+        );
+        assert!(matches!(d, Decision::Rotate(_)));
+    }
+
+    #[test]
+    fn secrets_whose_set_id_differs_are_out_of_step() {
+        let stale = out_of_step(
+            "ASIA1",
+            [("A", Some("ASIA1")), ("B", Some("ASIA0")), ("C", None)],
+        );
+        assert_eq!(stale, vec!["B", "C"]);
+    }
+}

@@ -1,0 +1,748 @@
+//! The rotation use case, shared by both functions and the CLI.
+//!
+//! One run: **read** (source keys, the published set's metadata, the Entra token — concurrently)
+//! → **decide** (pure, [`decide`]) → **mint** (STS, per mode) → **verify** (`GetCallerIdentity`
+//! signed with the new credentials) → **publish** (the bundle and the three separate secrets,
+//! concurrently, each with the STS expiry) → **report**. Nothing is written unless the new
+//! credentials were verified; a publish that fails part-way says which secrets hold the new set.
+//! Warm, that is four sequential round trips: read, mint, verify, publish.
+//!
+//! Runs are single-flight per process: a trigger that arrives while a run is in flight joins it
+//! and gets its result; the run itself is a spawned task, so a caller that goes away (the host
+//! timing out an HTTP request) never cancels a publish half-way.
+
+pub mod decide;
+pub mod report;
+pub mod tags;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use azure_core::credentials::TokenCredential;
+use chrono::{SecondsFormat, Utc};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::aws::sts::{Sts, StsError};
+use crate::azure::keyvault::{NewVersion, StoredSecret, VaultError, VaultOptions, Vaults};
+use crate::azure::reference::SecretRef;
+use crate::secrets::{AwsKeys, MintedCredentials, SessionCredentials};
+use crate::settings::{Mode, Settings, SourceKeys, SourceValue, WebIdentityCredential};
+
+pub use decide::{decide, Decision, Published};
+pub use report::{Failure, Kind, Report, Step};
+
+/// The result every joiner of a run gets.
+pub type Outcome = Arc<Result<Report, Failure>>;
+
+/// What a trigger asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub force: bool,
+}
+
+/// The rotation service: settings, adapters, and the run in flight.
+pub struct RotationService {
+    pub settings: Settings,
+    vaults: Vaults,
+    sts: Sts,
+    web_identity: Option<Arc<dyn TokenCredential>>,
+    inflight: Mutex<Option<Shared<BoxFuture<'static, Outcome>>>>,
+}
+
+impl std::fmt::Debug for RotationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotationService")
+            .field("mode", &self.settings.mode.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current state of the published set, for `GET HttpRotate` and `stsbridge show`.
+#[derive(Clone, Debug, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub published: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    pub versions: BTreeMap<String, String>,
+    /// Whether the three separate secrets hold the bundle's set.
+    pub consistent: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl RotationService {
+    /// Builds the adapters from validated settings. Makes no network call.
+    pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        let vault_options = VaultOptions {
+            verify_challenge_resource: settings.verify_challenge_resource,
+            retry_budget: settings.rotation_time_budget / 4,
+            ..Default::default()
+        };
+        let http = crate::azure::keyvault::http_client(vault_options.request_timeout);
+        let client_options = crate::azure::keyvault::client_options(&http, &vault_options);
+        let credential =
+            crate::azure::identity::credential(&settings.identity, client_options.clone())?;
+        let web_identity = match &settings.mode {
+            Mode::WebIdentity {
+                credential: kind, ..
+            } => Some(match kind {
+                WebIdentityCredential::ManagedIdentity => credential.clone(),
+                WebIdentityCredential::Developer => crate::azure::identity::credential(
+                    &crate::settings::AzureIdentity::Developer,
+                    client_options.clone(),
+                )?,
+                WebIdentityCredential::WorkloadIdentity => crate::azure::identity::credential(
+                    &crate::settings::AzureIdentity::WorkloadIdentity,
+                    client_options.clone(),
+                )?,
+                // Built per run: its secret may itself live in Key Vault.
+                WebIdentityCredential::ClientSecret { .. } => credential.clone(),
+            }),
+            _ => None,
+        };
+        let sts = Sts::new(
+            &settings.region,
+            settings.sts_endpoint.as_deref(),
+            std::time::Duration::from_secs(20),
+        )
+        .await;
+        Ok(Self {
+            vaults: Vaults::new(credential, vault_options, http),
+            sts,
+            web_identity,
+            settings,
+            inflight: Mutex::default(),
+        })
+    }
+
+    /// Runs a rotation, or joins the one in flight.
+    pub async fn rotate(self: &Arc<Self>, request: Request) -> Outcome {
+        let run = {
+            let mut inflight = self.inflight.lock().expect("no panics while held");
+            match inflight.as_ref() {
+                Some(run) => run.clone(),
+                None => {
+                    let me = self.clone();
+                    let run = async move {
+                        let budget = me.settings.rotation_time_budget;
+                        let outcome = match tokio::time::timeout(budget, me.run(request)).await {
+                            Ok(result) => result,
+                            Err(_) => Err(Failure::new(
+                                Step::Publish,
+                                Kind::Unreachable,
+                                "Timeout",
+                                format!(
+                                    "the rotation did not finish within RotationTimeBudgetSeconds ({} s)",
+                                    budget.as_secs()
+                                ),
+                            )),
+                        };
+                        *me.inflight.lock().expect("no panics while held") = None;
+                        Arc::new(outcome)
+                    }
+                    .boxed()
+                    .shared();
+                    *inflight = Some(run.clone());
+                    // Driven by its own task, so it completes even if every caller goes away.
+                    tokio::spawn(run.clone());
+                    run
+                }
+            }
+        };
+        run.await
+    }
+
+    async fn run(&self, request: Request) -> Result<Report, Failure> {
+        let started = Instant::now();
+        let s = &self.settings;
+        let (source, current, token) = tokio::join!(
+            self.read_source(),
+            async {
+                if request.force {
+                    Ok(None)
+                } else {
+                    self.read_current().await.map(Some)
+                }
+            },
+            self.web_identity_token(),
+        );
+        let source = source?;
+        let current = current?;
+        let token = token?;
+        let now = Utc::now();
+        let wanted = s.fingerprint(source.as_ref().map(|k| k.access_key_id.as_str()));
+        let bundle = current.as_ref().and_then(|c| c.bundle_published());
+        let decision = decide(
+            request.force,
+            bundle.as_ref(),
+            &wanted,
+            s.min_rotation_interval,
+            now,
+        );
+        let reason = match decision {
+            Decision::Fresh(reason) => {
+                let current = current.expect("fresh implies a current set");
+                return self.fresh(reason, current, started).await;
+            }
+            Decision::Rotate(reason) => reason,
+        };
+
+        let minted = self.mint(source.as_ref(), token.as_ref()).await?;
+        let caller = self
+            .sts
+            .caller_identity(&minted.credentials)
+            .await
+            .map_err(|e| {
+                Failure::from_sts(Step::Verify, &e)
+                    .with_hint("the new credentials did not work; nothing was published")
+            })?;
+        if let Some(role) = &minted.assumed_role_arn {
+            if !role.is_empty() && caller.arn != *role {
+                return Err(Failure::new(
+                    Step::Verify,
+                    Kind::Upstream,
+                    "IdentityMismatch",
+                    format!(
+                        "the new credentials act as {} instead of {role}; nothing was published",
+                        caller.arn
+                    ),
+                ));
+            }
+        }
+
+        let mut set_tags = wanted;
+        set_tags.insert(
+            tags::MINTED_AT.into(),
+            now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        );
+        set_tags.insert(
+            tags::ACCESS_KEY_ID.into(),
+            minted.credentials.access_key_id.clone(),
+        );
+        set_tags.insert(tags::CALLER_ARN.into(), tags::value(&caller.arn));
+        let versions = self.publish(&minted.credentials, &set_tags).await?;
+        Ok(
+            self.report(true, reason, &minted.credentials, versions, started, |r| {
+                r.assumed_role_arn = minted.assumed_role_arn.clone();
+                r.caller_arn = Some(caller.arn.clone());
+            }),
+        )
+    }
+
+    /// An unforced run that found the set fresh: repair out-of-step secrets from the bundle.
+    async fn fresh(
+        &self,
+        reason: String,
+        current: Current,
+        started: Instant,
+    ) -> Result<Report, Failure> {
+        let bundle = current.bundle.as_ref().expect("fresh implies a bundle");
+        let credentials = SessionCredentials::from_process_json(bundle.value.expose_secret())
+            .map_err(|e| {
+                Failure::new(
+                    Step::ReadCurrent,
+                    Kind::Upstream,
+                    "MalformedBundle",
+                    format!("{}: {e}", self.settings.targets.bundle),
+                )
+            })?;
+        let set_id = credentials.access_key_id.clone();
+        let targets = &self.settings.targets;
+        let stale = decide::out_of_step(
+            &set_id,
+            [
+                (
+                    targets.access_key_id.name.as_str(),
+                    current.access_key_id.as_ref(),
+                ),
+                (
+                    targets.secret_access_key.name.as_str(),
+                    current.secret_access_key.as_ref(),
+                ),
+                (
+                    targets.session_token.name.as_str(),
+                    current.session_token.as_ref(),
+                ),
+            ]
+            .map(|(n, s)| {
+                (
+                    n,
+                    s.and_then(|s| s.tags.get(tags::ACCESS_KEY_ID))
+                        .map(String::as_str),
+                )
+            }),
+        );
+        let mut versions: BTreeMap<String, String> = [
+            (&targets.bundle, &current.bundle),
+            (&targets.access_key_id, &current.access_key_id),
+            (&targets.secret_access_key, &current.secret_access_key),
+            (&targets.session_token, &current.session_token),
+        ]
+        .into_iter()
+        .filter_map(|(t, s)| s.as_ref().map(|s| (t.name.clone(), s.version.clone())))
+        .collect();
+        let mut repaired = vec![];
+        if !stale.is_empty() {
+            let parts = separate_values(&credentials);
+            let all = targets.all();
+            let writes = all[1..]
+                .iter()
+                .zip(parts.iter())
+                .filter(|(t, _)| stale.contains(&t.name))
+                .map(|(t, (value, content_type))| {
+                    let tags = &bundle.tags;
+                    let expires = Some(credentials.expiration);
+                    async move {
+                        let r = self
+                            .vaults
+                            .set(
+                                t,
+                                NewVersion {
+                                    value,
+                                    content_type,
+                                    tags,
+                                    expires,
+                                },
+                            )
+                            .await;
+                        (t.name.clone(), r)
+                    }
+                });
+            for (name, result) in futures::future::join_all(writes).await {
+                match result {
+                    Ok(v) => {
+                        versions.insert(name.clone(), v);
+                        repaired.push(name);
+                    }
+                    Err(e) => {
+                        let mut f = Failure::from_vault(
+                            Step::Publish,
+                            "repairing the separate secrets",
+                            &e,
+                        );
+                        f.published = repaired.clone();
+                        f.stale = stale
+                            .iter()
+                            .filter(|s| !repaired.contains(s))
+                            .cloned()
+                            .collect();
+                        return Err(f);
+                    }
+                }
+            }
+        }
+        let mut report = self.report(false, reason, &credentials, versions, started, |_| {});
+        report.repaired = repaired;
+        Ok(report)
+    }
+
+    fn report(
+        &self,
+        rotated: bool,
+        reason: String,
+        credentials: &SessionCredentials,
+        versions: BTreeMap<String, String>,
+        started: Instant,
+        extra: impl FnOnce(&mut Report),
+    ) -> Report {
+        let now = Utc::now();
+        let remaining = credentials
+            .expiration
+            .signed_duration_since(now)
+            .num_seconds();
+        let mut warnings = vec![];
+        if remaining < self.settings.expiry_warning.as_secs() as i64 {
+            warnings.push(format!(
+                "the published credentials expire in {remaining} s (ExpiryWarningSeconds is {})",
+                self.settings.expiry_warning.as_secs()
+            ));
+        }
+        let mut report = Report {
+            rotated,
+            reason,
+            mode: self.settings.mode.name().into(),
+            access_key_id: Some(credentials.access_key_id.clone()),
+            expiration: Some(
+                credentials
+                    .expiration
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+            ),
+            remaining_seconds: Some(remaining),
+            versions,
+            warnings,
+            duration_ms: started.elapsed().as_millis() as u64,
+            ..Default::default()
+        };
+        extra(&mut report);
+        report
+    }
+
+    /// Reads the IAM user's key (both halves concurrently when they are in a vault).
+    async fn read_source(&self) -> Result<Option<AwsKeys>, Failure> {
+        let Some(source) = self.settings.mode.source() else {
+            return Ok(None);
+        };
+        let (id, secret) = tokio::join!(
+            self.resolve(&source.access_key_id, source.settings.0),
+            self.resolve(&source.secret_access_key, source.settings.1),
+        );
+        let id = id?;
+        let secret = secret?;
+        Ok(Some(AwsKeys {
+            access_key_id: id.expose_secret().trim().to_string(),
+            secret_access_key: secret,
+        }))
+    }
+
+    /// A source value: as given, or read from Key Vault.
+    async fn resolve(&self, value: &SourceValue, setting: &str) -> Result<SecretString, Failure> {
+        let r = match value {
+            SourceValue::Plain(v) => return Ok(v.clone()),
+            SourceValue::KeyVault(r, _) => r,
+        };
+        let stored = self.vaults.get(r).await.map_err(|e| {
+            let f = Failure::from_vault(Step::ReadSource, &format!("reading {setting} ({r})"), &e);
+            match &e {
+                VaultError::Refused { status: 403, .. } => f.with_hint(
+                    "grant the app's identity get on this secret (Key Vault Secrets User, or Secrets Officer for key rotation)",
+                ),
+                VaultError::Refused { status: 404, .. } => {
+                    f.with_hint(format!("create the secret, or point {setting} at the right one"))
+                }
+                _ => f,
+            }
+        })?;
+        if stored.value.expose_secret().trim().is_empty() {
+            return Err(Failure::new(
+                Step::ReadSource,
+                Kind::Upstream,
+                "EmptySecret",
+                format!("{setting} ({r}) is empty"),
+            ));
+        }
+        Ok(stored.value)
+    }
+
+    /// The Entra ID token for web-identity mode.
+    async fn web_identity_token(&self) -> Result<Option<SecretString>, Failure> {
+        let Mode::WebIdentity {
+            audience,
+            credential: kind,
+            ..
+        } = &self.settings.mode
+        else {
+            return Ok(None);
+        };
+        let scope = if audience.ends_with("/.default") {
+            audience.clone()
+        } else {
+            format!("{}/.default", audience.trim_end_matches('/'))
+        };
+        let credential = match kind {
+            WebIdentityCredential::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => {
+                let secret = self.resolve(secret, "WebIdentityClientSecret").await?;
+                let http = crate::azure::keyvault::http_client(std::time::Duration::from_secs(20));
+                crate::azure::identity::client_secret_credential(
+                    tenant_id,
+                    client_id,
+                    &secret,
+                    crate::azure::keyvault::client_options(&http, &VaultOptions::default()),
+                )
+                .map_err(|e| {
+                    Failure::new(
+                        Step::Token,
+                        Kind::Settings,
+                        "CredentialError",
+                        format!("{e:#}"),
+                    )
+                })?
+            }
+            _ => self
+                .web_identity
+                .clone()
+                .expect("built for web-identity mode"),
+        };
+        let token = credential.get_token(&[scope.as_str()], None).await.map_err(|e| {
+            let kind = match e.kind() {
+                azure_core::error::ErrorKind::Connection | azure_core::error::ErrorKind::Io => Kind::Unreachable,
+                _ => Kind::Upstream,
+            };
+            Failure::new(
+                Step::Token,
+                kind,
+                "EntraTokenRefused",
+                format!("getting an Entra ID token for {scope} ({}): {e}", kind_name(&self.settings)),
+            )
+            .with_hint("check WebIdentityAudience: the Entra ID application (Application ID URI or client id) must exist and the identity must be allowed to get tokens for it")
+        })?;
+        Ok(Some(SecretString::from(token.token.secret().to_string())))
+    }
+
+    async fn mint(
+        &self,
+        keys: Option<&AwsKeys>,
+        token: Option<&SecretString>,
+    ) -> Result<MintedCredentials, Failure> {
+        let s = &self.settings;
+        let d = s.session_duration_secs;
+        let result = match (&s.mode, keys, token) {
+            (Mode::SessionToken { .. }, Some(keys), _) => self.sts.get_session_token(keys, d).await,
+            (Mode::AssumeRole { role, options, .. }, Some(keys), _) => {
+                self.sts
+                    .assume_role(keys, &role.arn, &role.session_name, options, d)
+                    .await
+            }
+            (Mode::WebIdentity { role, .. }, _, Some(token)) => {
+                self.sts
+                    .assume_role_with_web_identity(&role.arn, &role.session_name, token, d)
+                    .await
+            }
+            _ => unreachable!("read_source and web_identity_token follow the mode"),
+        };
+        result.map_err(|e| {
+            let f = Failure::from_sts(Step::Mint, &e);
+            match mint_hint(&s.mode, d, &e) {
+                Some(h) => f.with_hint(h),
+                None => f,
+            }
+        })
+    }
+
+    /// Writes the bundle and the three separate secrets concurrently.
+    async fn publish(
+        &self,
+        credentials: &SessionCredentials,
+        set_tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Failure> {
+        let targets = &self.settings.targets;
+        let bundle_value = credentials.to_process_json();
+        let parts = separate_values(credentials);
+        let mut writes: Vec<(&SecretRef, &SecretString, &str)> =
+            vec![(&targets.bundle, &bundle_value, "application/json")];
+        for (t, (v, ct)) in targets.all()[1..].iter().zip(parts.iter()) {
+            writes.push((t, v, ct));
+        }
+        let results = futures::future::join_all(writes.into_iter().map(
+            |(t, value, content_type)| async move {
+                let r = self
+                    .vaults
+                    .set(
+                        t,
+                        NewVersion {
+                            value,
+                            content_type,
+                            tags: set_tags,
+                            expires: Some(credentials.expiration),
+                        },
+                    )
+                    .await;
+                (t.name.clone(), r)
+            },
+        ))
+        .await;
+        let mut versions = BTreeMap::new();
+        let mut first_error: Option<VaultError> = None;
+        let mut stale = vec![];
+        for (name, r) in results {
+            match r {
+                Ok(v) => {
+                    versions.insert(name, v);
+                }
+                Err(e) => {
+                    stale.push(name);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            let mut f = Failure::from_vault(Step::Publish, "publishing the new credentials", &e);
+            f.published = versions.keys().cloned().collect();
+            f.stale = stale;
+            f.hint = Some(if f.stale.contains(&targets.bundle.name) {
+                "the bundle still holds the previous set, which is whole and valid until it expires; the next run publishes a new one".into()
+            } else {
+                "the bundle holds the new set; the next run repairs the separate secrets from it"
+                    .into()
+            });
+            return Err(f);
+        }
+        Ok(versions)
+    }
+
+    /// Reads the four published secrets concurrently (missing ones are `None`).
+    async fn read_current(&self) -> Result<Current, Failure> {
+        let t = &self.settings.targets;
+        let (bundle, id, secret, token) = tokio::join!(
+            self.vaults.get_optional(&t.bundle),
+            self.vaults.get_optional(&t.access_key_id),
+            self.vaults.get_optional(&t.secret_access_key),
+            self.vaults.get_optional(&t.session_token),
+        );
+        let read = |r: Result<Option<StoredSecret>, VaultError>, what: &SecretRef| {
+            r.map_err(|e| {
+                Failure::from_vault(
+                    Step::ReadCurrent,
+                    &format!("reading the published {what}"),
+                    &e,
+                )
+            })
+        };
+        Ok(Current {
+            bundle: read(bundle, &t.bundle)?,
+            access_key_id: read(id, &t.access_key_id)?,
+            secret_access_key: read(secret, &t.secret_access_key)?,
+            session_token: read(token, &t.session_token)?,
+        })
+    }
+
+    /// The state of the published set, without minting.
+    pub async fn state(&self) -> Result<State, Failure> {
+        let current = self.read_current().await?;
+        let now = Utc::now();
+        let mut state = State::default();
+        let t = &self.settings.targets;
+        for (target, stored) in [
+            (&t.bundle, &current.bundle),
+            (&t.access_key_id, &current.access_key_id),
+            (&t.secret_access_key, &current.secret_access_key),
+            (&t.session_token, &current.session_token),
+        ] {
+            if let Some(s) = stored {
+                state
+                    .versions
+                    .insert(target.name.clone(), s.version.clone());
+            }
+        }
+        let Some(bundle) = current.bundle_published() else {
+            state
+                .warnings
+                .push("no credentials are published yet".into());
+            return Ok(state);
+        };
+        state.published = true;
+        state.access_key_id = bundle.set_id().map(str::to_string);
+        state.mode = bundle.tags.get(tags::MODE).cloned();
+        state.role_arn = bundle.tags.get(tags::ROLE_ARN).cloned();
+        state.minted_at = bundle
+            .minted_at()
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        if let Some(exp) = bundle.expires {
+            let remaining = exp.signed_duration_since(now).num_seconds();
+            state.expiration = Some(exp.to_rfc3339_opts(SecondsFormat::Secs, true));
+            state.remaining_seconds = Some(remaining);
+            if remaining <= 0 {
+                state
+                    .warnings
+                    .push("the published credentials have expired".into());
+            } else if remaining < self.settings.expiry_warning.as_secs() as i64 {
+                state
+                    .warnings
+                    .push(format!("the published credentials expire in {remaining} s"));
+            }
+        }
+        let set_id = bundle.set_id().unwrap_or_default();
+        let stale = decide::out_of_step(
+            set_id,
+            [
+                (t.access_key_id.name.as_str(), &current.access_key_id),
+                (
+                    t.secret_access_key.name.as_str(),
+                    &current.secret_access_key,
+                ),
+                (t.session_token.name.as_str(), &current.session_token),
+            ]
+            .map(|(n, s)| {
+                (
+                    n,
+                    s.as_ref()
+                        .and_then(|s| s.tags.get(tags::ACCESS_KEY_ID))
+                        .map(String::as_str),
+                )
+            }),
+        );
+        state.consistent = stale.is_empty();
+        if !stale.is_empty() {
+            state
+                .warnings
+                .push(format!("out of step with the bundle: {}", stale.join(", ")));
+        }
+        Ok(state)
+    }
+}
+
+/// The published secrets as read.
+struct Current {
+    bundle: Option<StoredSecret>,
+    access_key_id: Option<StoredSecret>,
+    secret_access_key: Option<StoredSecret>,
+    session_token: Option<StoredSecret>,
+}
+
+impl Current {
+    fn bundle_published(&self) -> Option<Published> {
+        self.bundle.as_ref().map(|b| Published {
+            tags: b.tags.clone(),
+            expires: b.expires,
+        })
+    }
+}
+
+/// The values of the three separate secrets (seed 000's), with their content types.
+fn separate_values(c: &SessionCredentials) -> [(SecretString, &'static str); 3] {
+    [
+        (SecretString::from(c.access_key_id.clone()), "text/plain"),
+        (c.secret_access_key.clone(), "text/plain"),
+        (c.session_token.clone(), "text/plain"),
+    ]
+}
+
+fn kind_name(settings: &Settings) -> &'static str {
+    match &settings.mode {
+        Mode::WebIdentity { credential, .. } => credential.name(),
+        _ => "",
+    }
+}
+
+/// Which side to fix, for the errors users actually meet.
+fn mint_hint(mode: &Mode, duration: u64, e: &StsError) -> Option<String> {
+    let StsError::Refused { code, message, .. } = e else {
+        return None;
+    };
+    let source_settings = |s: &SourceKeys| s.settings;
+    Some(match (code.as_str(), mode) {
+        ("InvalidClientTokenId", _) => {
+            let (id, _) = mode.source().map(source_settings).unwrap_or(("UsernameFromKeyVault", ""));
+            format!("AWS does not know this access key id, or it is inactive: check {id} and the IAM user's keys")
+        }
+        ("SignatureDoesNotMatch", _) => {
+            let (_, secret) = mode.source().map(source_settings).unwrap_or(("", "PasswordFromKeyVault"));
+            format!("the secret access key does not belong to the access key id: check {secret}")
+        }
+        ("ValidationError", _) if message.contains("MaxSessionDuration") || message.contains("DurationSeconds") => format!(
+            "SessionDurationSeconds ({duration}) is more than the role allows: lower it, or raise the role's MaxSessionDuration (the templates in infra/aws set 14400)"
+        ),
+        ("InvalidIdentityToken", _) => "AWS did not accept the Entra ID token: the IAM OIDC provider's URL must equal the token's issuer (see `stsbridge check`) and its audience (client id list) must contain WebIdentityAudience".into(),
+        ("IDPRejectedClaim", _) | ("AccessDenied", Mode::WebIdentity { .. }) => "the role's trust policy rejected the token's claims: its conditions on aud and sub must match the audience and the identity's object id shown by `stsbridge check`".into(),
+        ("AccessDenied", Mode::AssumeRole { .. }) => "the role's trust policy must allow the IAM user, and the user needs sts:AssumeRole on the role (check RoleArn too)".into(),
+        ("ExpiredToken" | "ExpiredTokenException", _) => "the token or key has expired".into(),
+        _ => return None,
+    })
+}

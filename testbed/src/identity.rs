@@ -1,0 +1,224 @@
+//! The App Service managed-identity endpoint, and the registry of the tokens it issued.
+//!
+//! Protocol (what `azure_identity`'s `ManagedIdentityCredential` speaks when `IDENTITY_ENDPOINT`
+//! and `IDENTITY_HEADER` are set, see `../shared/PROTOCOL.md` §2):
+//! `GET {endpoint}?api-version=2019-08-01&resource=R[&client_id=…]` with header
+//! `X-IDENTITY-HEADER`, answered with
+//! `{"access_token","expires_on":"<unix seconds as a string>","resource","token_type":"Bearer"}`.
+//!
+//! Tokens are JWT-shaped (`header.claims.signature`, base64url) and carry `aud` (the requested
+//! resource), `iss` (a v1 Entra issuer), `sub`/`oid` (the identity's object id), `tid`, `appid`,
+//! `iat`, `nbf`, `exp`: the claims AWS checks in `AssumeRoleWithWebIdentity`. The signature is
+//! random; the Key Vault server accepts a token only if this registry issued it for its resource.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::json;
+
+use crate::random_hex;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Who the identity is, as the tokens describe it.
+#[derive(Clone, Debug)]
+pub struct IdentityConfig {
+    pub tenant_id: String,
+    pub object_id: String,
+    pub client_id: String,
+    /// The value the caller must send in `X-IDENTITY-HEADER` (`IDENTITY_HEADER`).
+    pub header_secret: String,
+    pub token_lifetime_secs: i64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            tenant_id: "00000000-0000-4000-8000-00000000a2a2".into(),
+            object_id: "11111111-1111-4111-8111-111111111111".into(),
+            client_id: "22222222-2222-4222-8222-222222222222".into(),
+            header_secret: random_hex(16),
+            token_lifetime_secs: 3600,
+        }
+    }
+}
+
+/// A token this registry issued.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub audience: String,
+    pub expires_at: i64,
+}
+
+/// One call to the identity endpoint, for tests.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub resource: String,
+    pub client_id: Option<String>,
+    pub granted: bool,
+}
+
+/// Issues and remembers tokens; shared by the identity endpoint and the Key Vault server.
+#[derive(Debug)]
+pub struct TokenIssuer {
+    pub config: IdentityConfig,
+    issued: Mutex<HashMap<String, IssuedToken>>,
+    requests: Mutex<Vec<TokenRequest>>,
+}
+
+impl TokenIssuer {
+    pub fn new(config: IdentityConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            issued: Mutex::default(),
+            requests: Mutex::default(),
+        })
+    }
+
+    /// The issuer URL in the tokens (Entra ID v1 form).
+    pub fn issuer(&self) -> String {
+        format!("https://sts.windows.net/{}/", self.config.tenant_id)
+    }
+
+    /// Mints a token for `audience`; returns it with its expiry (Unix seconds).
+    pub fn issue(&self, audience: &str) -> (String, i64) {
+        let now = chrono::Utc::now().timestamp();
+        let exp = now + self.config.token_lifetime_secs;
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": "testbed"});
+        let claims = json!({
+            "aud": audience,
+            "iss": self.issuer(),
+            "sub": self.config.object_id,
+            "oid": self.config.object_id,
+            "tid": self.config.tenant_id,
+            "appid": self.config.client_id,
+            "idtyp": "app",
+            "iat": now,
+            "nbf": now,
+            "exp": exp,
+            "jti": random_hex(16),
+        });
+        let signature: Vec<u8> = (0..64).map(|_| rand::random::<u8>()).collect();
+        let token = format!(
+            "{}.{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string()),
+            B64.encode(signature)
+        );
+        self.issued.lock().unwrap().insert(
+            token.clone(),
+            IssuedToken {
+                audience: audience.to_string(),
+                expires_at: exp,
+            },
+        );
+        (token, exp)
+    }
+
+    /// Whether `token` was issued here for `audience` and is unexpired; `Err` says why not.
+    pub fn validate(&self, token: &str, audience: &str) -> Result<(), &'static str> {
+        let issued = self.issued.lock().unwrap();
+        let Some(t) = issued.get(token) else {
+            return Err("AKV10032: Invalid issuer. The token was not issued by the identity this vault trusts.");
+        };
+        if t.audience.trim_end_matches('/') != audience.trim_end_matches('/') {
+            return Err("AKV10022: Invalid audience.");
+        }
+        if t.expires_at <= chrono::Utc::now().timestamp() {
+            return Err("AKV10013: The access token has expired.");
+        }
+        Ok(())
+    }
+
+    /// The token requests seen so far.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Every token issued so far (for secret-leak searches).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.issued.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+/// Decodes the claims of a JWT-shaped token, without checking anything.
+pub fn claims_of(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&B64.decode(payload).ok()?).ok()
+}
+
+/// The identity endpoint's router; mount it at `/msi/token`.
+pub fn router(issuer: Arc<TokenIssuer>) -> Router {
+    Router::new()
+        .route("/msi/token", get(token))
+        .with_state(issuer)
+}
+
+async fn token(
+    State(issuer): State<Arc<TokenIssuer>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let resource = query.get("resource").cloned().unwrap_or_default();
+    let client_id = query.get("client_id").cloned();
+    let record = |granted| {
+        issuer.requests.lock().unwrap().push(TokenRequest {
+            resource: resource.clone(),
+            client_id: client_id.clone(),
+            granted,
+        })
+    };
+    let secret = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    if secret != Some(issuer.config.header_secret.as_str()) {
+        record(false);
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong"})),
+        )
+            .into_response();
+    }
+    if query.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        record(false);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"statusCode": 400, "message": "api-version must be 2019-08-01"})),
+        )
+            .into_response();
+    }
+    if resource.is_empty() {
+        record(false);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"statusCode": 400, "message": "resource is required"})),
+        )
+            .into_response();
+    }
+    if let Some(id) = &client_id {
+        if id != &issuer.config.client_id {
+            record(false);
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"statusCode": 400, "message": format!("No user-assigned identity with client id {id}")})),
+            )
+                .into_response();
+        }
+    }
+    record(true);
+    let (access_token, expires_on) = issuer.issue(&resource);
+    Json(json!({
+        "access_token": access_token,
+        "expires_on": expires_on.to_string(),
+        "resource": resource,
+        "token_type": "Bearer",
+        "client_id": issuer.config.client_id,
+    }))
+    .into_response()
+}

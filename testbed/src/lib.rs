@@ -1,0 +1,298 @@
+//! The stsbridge test bed: local servers that speak the real protocols of the three remote
+//! systems stsbridge talks to, for tests, the README's local demo and local debugging.
+//!
+//! # Layout
+//! - [`keyvault`]: Key Vault secrets REST over TLS, with the bearer challenge (issue #2).
+//! - [`identity`]: the App Service managed-identity endpoint and the token registry Key Vault trusts.
+//! - [`sts`]: the STS/IAM Query-API front that forwards to [`moto`] and adds real AWS errors.
+//! - [`faults`]: latency, error, throttling and dropped-connection injection for both servers.
+//! - [`tls`]: the throw-away CA (trusted by clients through `SSL_CERT_FILE`).
+//! - [`serve`]: the accept loop (plain or TLS, able to drop connections).
+//!
+//! [`TestBed::start`] starts everything on free 127.0.0.1 ports, creates an IAM user in moto with
+//! an access key, stores that key in the vault under seed 000's names, and hands back the
+//! settings a handler needs ([`TestBed::env`]). Dropping the [`TestBed`] stops every server and
+//! process and deletes its directory.
+
+pub mod faults;
+pub mod identity;
+pub mod keyvault;
+pub mod moto;
+pub mod serve;
+pub mod sts;
+pub mod tls;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::Rng;
+
+pub use faults::{Fault, Rule};
+
+/// Names of the source secrets, as seed 000 stores them.
+pub const SOURCE_KEY_ID_SECRET: &str = "AWS-Access-Key-ID";
+pub const SOURCE_SECRET_KEY_SECRET: &str = "AWS-Secret-Access-Key";
+
+/// The IAM user the test bed creates in moto, and its access key.
+#[derive(Clone)]
+pub struct SourceKeys {
+    pub user_name: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for SourceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceKeys")
+            .field("user_name", &self.user_name)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to start the test bed.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The resource in the Key Vault challenge (and the tokens' audience).
+    pub resource: String,
+    /// An extra host name the TLS certificate covers (a name under the resource's domain).
+    pub vault_host: String,
+    /// Where to keep the CA and generated files; a temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            resource: "https://vault.test".into(),
+            vault_host: "kv.vault.test".into(),
+            dir: None,
+        }
+    }
+}
+
+/// Everything running; see the module docs.
+pub struct TestBed {
+    pub options: Options,
+    pub issuer: Arc<identity::TokenIssuer>,
+    pub vault: Arc<keyvault::KeyVault>,
+    pub sts: Arc<sts::StsFront>,
+    pub source: SourceKeys,
+    pub ca_file: PathBuf,
+    pub moto: moto::Moto,
+    kv_server: serve::Server,
+    identity_server: serve::Server,
+    sts_server: serve::Server,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl TestBed {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> anyhow::Result<Self> {
+        // Key Vault's TLS and the proxy's client both use aws-lc; say so once per process.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let (tempdir, dir) = match &options.dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("stsbridge-testbed")
+                    .tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let tls = tls::Tls::generate(&dir, std::slice::from_ref(&options.vault_host))?;
+        let issuer = identity::TokenIssuer::new(identity::IdentityConfig::default());
+        let vault = keyvault::KeyVault::new(&options.resource, issuer.clone());
+        let moto = moto::Moto::start().await?;
+        let sts = sts::StsFront::new(&moto.url);
+
+        let kv_server = serve::Server::bind_and_spawn(
+            keyvault::router(vault.clone()),
+            Some(tls.server_config.clone()),
+        )
+        .await?;
+        let identity_server =
+            serve::Server::bind_and_spawn(identity::router(issuer.clone()), None).await?;
+        let sts_server = serve::Server::bind_and_spawn(sts::router(sts.clone()), None).await?;
+
+        let source = create_iam_user(&moto.url, "stsbridge-minter")
+            .await
+            .context("creating the IAM user in moto")?;
+        sts.only_accept_keys(&[&source.access_key_id]);
+        vault.seed(SOURCE_KEY_ID_SECRET, &source.access_key_id, &[]);
+        vault.seed(SOURCE_SECRET_KEY_SECRET, &source.secret_access_key, &[]);
+
+        Ok(Self {
+            options,
+            issuer,
+            vault,
+            sts,
+            source,
+            ca_file: tls.ca_file,
+            moto,
+            kv_server,
+            identity_server,
+            sts_server,
+            _tempdir: tempdir,
+        })
+    }
+
+    /// The vault under its loopback address (`https://127.0.0.1:PORT`).
+    pub fn vault_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.kv_server.addr.port())
+    }
+
+    /// The vault under the host name inside the challenge resource's domain; resolve it to
+    /// [`TestBed::vault_addr`] (e.g. reqwest's `resolve`) to keep the challenge check on.
+    pub fn vault_url_named(&self) -> String {
+        format!(
+            "https://{}:{}",
+            self.options.vault_host,
+            self.kv_server.addr.port()
+        )
+    }
+
+    pub fn vault_addr(&self) -> std::net::SocketAddr {
+        self.kv_server.addr
+    }
+
+    /// `IDENTITY_ENDPOINT`.
+    pub fn identity_endpoint(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/msi/token",
+            self.identity_server.addr.port()
+        )
+    }
+
+    /// `IDENTITY_HEADER`.
+    pub fn identity_header(&self) -> String {
+        self.issuer.config.header_secret.clone()
+    }
+
+    /// `AWS_ENDPOINT_URL_STS` (and `AWS_ENDPOINT_URL_IAM`).
+    pub fn sts_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sts_server.addr.port())
+    }
+
+    /// The settings a handler needs to rotate against this test bed with the source keys read
+    /// from the vault by secret URI (the app resolves them itself).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let vault = self.vault_url();
+        [
+            ("KeyVaultUrl", vault.clone()),
+            ("KeyVaultVerifyChallengeResource", "false".into()),
+            (
+                "UsernameFromKeyVault",
+                format!("{vault}/secrets/{SOURCE_KEY_ID_SECRET}"),
+            ),
+            (
+                "PasswordFromKeyVault",
+                format!("{vault}/secrets/{SOURCE_SECRET_KEY_SECRET}"),
+            ),
+            ("AwsRegion", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL_STS", self.sts_url()),
+            ("AWS_ENDPOINT_URL_IAM", self.sts_url()),
+            ("IDENTITY_ENDPOINT", self.identity_endpoint()),
+            ("IDENTITY_HEADER", self.identity_header()),
+            ("SSL_CERT_FILE", self.ca_file.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Every secret value the test bed knows of: source secret, minted secrets and session
+    /// tokens, Entra tokens, and every value stored in the vault but access key ids. A test
+    /// searches captured output for these.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out = vec![self.source.secret_access_key.clone()];
+        for m in self.sts.minted() {
+            out.push(m.secret_access_key);
+            out.push(m.session_token);
+        }
+        out.extend(self.issuer.issued_tokens());
+        out.extend(
+            self.vault
+                .all_values()
+                .into_iter()
+                .filter(|v| !looks_like_access_key_id(v)),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The directory holding the CA file.
+    pub fn dir(&self) -> &Path {
+        self.ca_file.parent().expect("ca file has a parent")
+    }
+}
+
+/// Access key ids are identifiers, not secrets (AWS prints them in consoles and logs).
+fn looks_like_access_key_id(v: &str) -> bool {
+    (v.starts_with("AKIA") || v.starts_with("ASIA"))
+        && v.len() == 20
+        && v.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Creates an IAM user with one access key in moto (moto does not check signatures until told to).
+pub async fn create_iam_user(moto_url: &str, user_name: &str) -> anyhow::Result<SourceKeys> {
+    let client = reqwest::Client::new();
+    let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00";
+    let call = |body: String| {
+        client
+            .post(format!("{moto_url}/"))
+            .header("authorization", auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let r = call(format!(
+        "Action=CreateUser&Version=2010-05-08&UserName={user_name}"
+    ))
+    .await?;
+    anyhow::ensure!(r.status().is_success(), "CreateUser: {}", r.text().await?);
+    let r = call(format!(
+        "Action=CreateAccessKey&Version=2010-05-08&UserName={user_name}"
+    ))
+    .await?;
+    let text = r.text().await?;
+    let get = |tag: &str| -> anyhow::Result<String> {
+        let open = format!("<{tag}>");
+        let start = text
+            .find(&open)
+            .context("no access key in CreateAccessKey")?
+            + open.len();
+        let end = start
+            + text[start..]
+                .find('<')
+                .context("truncated CreateAccessKey")?;
+        Ok(text[start..end].to_string())
+    };
+    Ok(SourceKeys {
+        user_name: user_name.to_string(),
+        access_key_id: get("AccessKeyId")?,
+        secret_access_key: get("SecretAccessKey")?,
+    })
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// `n` random ASCII letters and digits.
+pub fn random_alnum(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect()
+}

@@ -1,0 +1,84 @@
+//! `testbed up`: starts the local Key Vault, managed-identity endpoint, STS front and moto, prints
+//! the settings a handler needs, and runs until Ctrl-C (or SIGTERM), then stops everything.
+//!
+//! Usage: `testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N]`
+//! - `--env-file`: also write the settings as `export K='V'` lines (for `source`);
+//! - `--settings-file`: also write them as a Core Tools `local.settings.json`;
+//! - `--latency-ms`: add this latency to every Key Vault and STS request.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("testbed: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some("up") {
+        bail!("usage: testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N]");
+    }
+    let (mut env_file, mut settings_file, mut latency) = (None, None, 0u64);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--env-file" => env_file = Some(value()?),
+            "--settings-file" => settings_file = Some(value()?),
+            "--latency-ms" => latency = value()?.parse().context("--latency-ms")?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    let bed = testbed::TestBed::start().await?;
+    bed.vault.faults.set_latency(Duration::from_millis(latency));
+    bed.sts.faults.set_latency(Duration::from_millis(latency));
+    let env = bed.env();
+    let lines: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .collect();
+    if let Some(path) = &settings_file {
+        let mut values = serde_json::Map::new();
+        for (k, v) in &env {
+            values.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        values.insert("FUNCTIONS_WORKER_RUNTIME".into(), "custom".into());
+        values.insert(
+            "AzureWebJobsStorage".into(),
+            "UseDevelopmentStorage=true".into(),
+        );
+        values.insert("TimerSchedule".into(), "0 0 * * * *".into());
+        let doc = serde_json::json!({"IsEncrypted": false, "Values": values});
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("writing {path}"))?;
+    }
+    if let Some(path) = &env_file {
+        // Written last: its appearance tells a waiting script that everything is up.
+        let tmp = format!("{path}.tmp");
+        std::fs::write(&tmp, &lines).with_context(|| format!("writing {tmp}"))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))?;
+    }
+    println!("# stsbridge test bed is up (Ctrl-C stops it). Settings for a handler:");
+    print!("{lines}");
+    println!(
+        "# IAM user {} in moto; its key is stored as {} / {} in the vault.",
+        bed.source.user_name,
+        testbed::SOURCE_KEY_ID_SECRET,
+        testbed::SOURCE_SECRET_KEY_SECRET
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    drop(bed);
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: a real `stsbridge` process against the test bed's real protocol servers
+//! (Key Vault over TLS with the bearer challenge, the managed-identity endpoint, STS via moto).
+//!
+//! Where new tests go:
+//! - `http_rotate`: the HTTP function (POST/GET, force, statuses, the body shapes);
+//! - `timer_rotate`: the timer function;
+//! - `source_forms`: every way to give the IAM user's key;
+//! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
+//! - `lifecycle`: process start, readiness, SIGTERM.
+
+mod failures;
+mod http_rotate;
+mod lifecycle;
+mod source_forms;
+mod support;
+mod timer_rotate;

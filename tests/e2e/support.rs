@@ -1,0 +1,318 @@
+//! Test support: the test bed plus a real `stsbridge` process, talked to over real sockets.
+//!
+//! [`App::spawn`] starts `stsbridge serve` as the Functions host would (environment cleared,
+//! app settings as variables, `FUNCTIONS_CUSTOMHANDLER_PORT` set), waits for `GET /`, and
+//! captures its stdout and stderr. Every process is killed when its value is dropped.
+//! [`assert_no_secrets`] is the secret-leak search every test ends with.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use testbed::TestBed;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_stsbridge");
+
+/// The environment a handler gets: the test bed's settings, overridden by `set`, minus `unset`.
+pub fn settings(bed: &TestBed, set: &[(&str, &str)], unset: &[&str]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = bed.env().into_iter().collect();
+    for (k, v) in set {
+        env.insert(k.to_string(), v.to_string());
+    }
+    for k in unset {
+        env.remove(*k);
+    }
+    env
+}
+
+fn base_command(env: &HashMap<String, String>, home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Collects a pipe into a shared buffer on a thread.
+fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let out = Arc::new(Mutex::new(String::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    out
+}
+
+/// A running `stsbridge serve`.
+pub struct App {
+    child: Child,
+    pub port: u16,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    http: reqwest::Client,
+    /// Every response body this app returned (for the leak search).
+    pub responses: Mutex<Vec<String>>,
+    _home: tempfile::TempDir,
+}
+
+impl App {
+    pub async fn spawn(env: HashMap<String, String>) -> App {
+        let home = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = base_command(&env, home.path());
+        cmd.arg("serve")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+        let mut child = cmd.spawn().expect("spawn stsbridge serve");
+        let stdout = capture(child.stdout.take().unwrap());
+        let stderr = capture(child.stderr.take().unwrap());
+        let app = App {
+            child,
+            port,
+            stdout,
+            stderr,
+            http: reqwest::Client::new(),
+            responses: Mutex::default(),
+            _home: home,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if app.http.get(app.url("/")).send().await.is_ok() {
+                return app;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stsbridge serve did not answer GET /: {}",
+                app.output()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// POSTs a raw body to a function route; returns the handler's status and body.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "00000000-0000-0000-0000-000000000001",
+            )
+            .header("X-Azure-Functions-HostVersion", "4.1040.300.0")
+            .body(body)
+            .send()
+            .await
+            .expect("the handler answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        self.responses.lock().unwrap().push(text.clone());
+        (status, text)
+    }
+
+    /// Invokes HttpRotate as the host does; returns (handler status, envelope, res.statusCode, res body).
+    pub async fn http_rotate(
+        &self,
+        method: &str,
+        query: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> HttpAnswer {
+        let mut q = serde_json::Map::new();
+        for (k, v) in query {
+            q.insert(k.to_string(), json!(v));
+        }
+        q.insert("code".into(), json!("function-key-the-host-checked"));
+        let mut req = json!({
+            "Url": format!("https://app.azurewebsites.net/api/HttpRotate"),
+            "Method": method,
+            "Query": q,
+            "Headers": {"Content-Type": ["application/json"], "User-Agent": ["test"]},
+            "Params": {},
+            "Identities": [],
+        });
+        if let Some(b) = body {
+            req["Body"] = json!(b);
+        }
+        let invocation = json!({"Data": {"req": req}, "Metadata": {"Query": "{}", "sys": {"MethodName": "HttpRotate"}}});
+        let (status, text) = self.post_raw("/HttpRotate", invocation.to_string()).await;
+        HttpAnswer::parse(status, &text)
+    }
+
+    /// Invokes TimerRotate as the host does (offset-less dates, null ScheduleStatus).
+    pub async fn timer_rotate(&self) -> (u16, Value) {
+        let invocation = json!({
+            "Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": null, "IsPastDue": false}},
+            "Metadata": {"sys": {"MethodName": "TimerRotate", "UtcNow": "2026-11-23T17:00:00.0123456Z", "RandGuid": "5f0b"}},
+        });
+        let (status, text) = self.post_raw("/TimerRotate", invocation.to_string()).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends SIGTERM (as the host does when it stops).
+    pub fn signal_term(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+
+    /// Waits (up to 40 s) for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// All text this app produced: output and responses.
+    pub fn all_text(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.output(),
+            self.responses.lock().unwrap().join("\n")
+        )
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HttpRotate answer, unpacked.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub handler_status: u16,
+    pub envelope: Value,
+    pub status: u16,
+    pub body: Value,
+}
+
+impl HttpAnswer {
+    fn parse(handler_status: u16, text: &str) -> Self {
+        let envelope: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let res = &envelope["Outputs"]["res"];
+        let status = res["statusCode"].as_u64().unwrap_or(0) as u16;
+        let body = res["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        Self {
+            handler_status,
+            envelope,
+            status,
+            body,
+        }
+    }
+}
+
+/// Runs a CLI command to completion with the given settings (asynchronously: the test bed
+/// serves from this same runtime).
+pub async fn run_cli(env: &HashMap<String, String>, args: &[&str]) -> CliOutput {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = base_command(env, home.path());
+    cmd.args(args);
+    let output = tokio::process::Command::from(cmd)
+        .output()
+        .await
+        .expect("run stsbridge");
+    CliOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// The secret-leak search: none of the test bed's secret values appears in any captured text.
+pub fn assert_no_secrets(bed: &TestBed, texts: &[&str]) {
+    let secrets = bed.secret_values();
+    assert!(!secrets.is_empty());
+    for text in texts {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret value leaked into captured output:\n{text}"
+            );
+        }
+    }
+}
+
+/// The bundle's set id and the set id tags of the three separate secrets.
+pub fn set_ids(bed: &TestBed) -> Vec<Option<String>> {
+    [
+        "AwsSessionCredentials",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+    ]
+    .iter()
+    .map(|n| {
+        bed.vault
+            .latest(n)
+            .and_then(|v| v.tags.and_then(|t| t.get("access-key-id").cloned()))
+    })
+    .collect()
+}

@@ -210,6 +210,30 @@ async fn check() -> anyhow::Result<ExitCode> {
     for w in &s.warnings {
         println!("warning:   {w}");
     }
+    if matches!(s.mode, stsbridge::settings::Mode::WebIdentity { .. }) {
+        // The one network call `check` makes: the token's claims are what the AWS side must
+        // trust, and users need them to write the trust policy. The token itself is not shown.
+        let service = RotationService::new(s).await?;
+        match service.web_identity_claims().await {
+            Ok(Some(claims)) => {
+                println!("token:     an Entra ID token was issued; AWS will see these claims:");
+                for (k, v) in claims.as_object().into_iter().flatten() {
+                    println!(
+                        "           {k} = {}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    );
+                }
+                println!("           the IAM OIDC provider's URL must equal iss; the role's trust policy should match aud and sub");
+            }
+            Ok(None) => {}
+            Err(f) => {
+                eprintln!("stsbridge: {f}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

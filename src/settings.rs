@@ -795,7 +795,13 @@ fn read_web_identity_credential(
         .to_ascii_lowercase()
         .as_str()
     {
-        "managed-identity" => Some(WebIdentityCredential::ManagedIdentity),
+        "managed-identity" => {
+            if r.get("IDENTITY_ENDPOINT").is_none() {
+                r.error("WebIdentityCredential", "managed-identity needs the app's managed identity, but IDENTITY_ENDPOINT is not set (outside Azure, use developer or client-secret)");
+                return None;
+            }
+            Some(WebIdentityCredential::ManagedIdentity)
+        }
         "workload-identity" => Some(WebIdentityCredential::WorkloadIdentity),
         "developer" => Some(WebIdentityCredential::Developer),
         "client-secret" => {

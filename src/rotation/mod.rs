@@ -437,6 +437,33 @@ impl RotationService {
         Ok(stored.value)
     }
 
+    /// The claims of the Entra ID token web-identity mode would send (never the token): what
+    /// an IAM OIDC provider and a role's trust policy must match.
+    pub async fn web_identity_claims(&self) -> Result<Option<serde_json::Value>, Failure> {
+        use base64::Engine;
+        let Some(token) = self.web_identity_token().await? else {
+            return Ok(None);
+        };
+        let claims = token
+            .expose_secret()
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .unwrap_or_default();
+        let mut out = serde_json::Map::new();
+        for claim in ["iss", "aud", "sub", "oid", "tid", "appid", "azp", "ver"] {
+            if let Some(v) = claims.get(claim) {
+                out.insert(claim.into(), v.clone());
+            }
+        }
+        Ok(Some(serde_json::Value::Object(out)))
+    }
+
     /// The Entra ID token for web-identity mode.
     async fn web_identity_token(&self) -> Result<Option<SecretString>, Failure> {
         let Mode::WebIdentity {

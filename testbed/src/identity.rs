@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,6 +36,12 @@ pub struct IdentityConfig {
     /// The value the caller must send in `X-IDENTITY-HEADER` (`IDENTITY_HEADER`).
     pub header_secret: String,
     pub token_lifetime_secs: i64,
+    /// Resources (audiences) that exist in the tenant; a token for any other is refused, as
+    /// Entra ID refuses one for an application that does not exist (AADSTS500011).
+    pub known_audiences: Vec<String>,
+    /// An app registration that can get tokens with a client secret (seed 001's snippet).
+    pub app_client_id: String,
+    pub app_client_secret: String,
 }
 
 impl Default for IdentityConfig {
@@ -45,6 +52,9 @@ impl Default for IdentityConfig {
             client_id: "22222222-2222-4222-8222-222222222222".into(),
             header_secret: random_hex(16),
             token_lifetime_secs: 3600,
+            known_audiences: vec!["https://vault.test".into(), "api://stsbridge-aws".into()],
+            app_client_id: "33333333-3333-4333-8333-333333333333".into(),
+            app_client_secret: format!("cs~{}", random_hex(16)),
         }
     }
 }
@@ -86,18 +96,33 @@ impl TokenIssuer {
         format!("https://sts.windows.net/{}/", self.config.tenant_id)
     }
 
-    /// Mints a token for `audience`; returns it with its expiry (Unix seconds).
+    /// Whether an application with this audience exists in the tenant.
+    pub fn knows(&self, audience: &str) -> bool {
+        let a = audience.trim_end_matches('/');
+        self.config
+            .known_audiences
+            .iter()
+            .any(|k| k.trim_end_matches('/') == a)
+    }
+
+    /// Mints a token for `audience` as the managed identity; returns it with its expiry.
     pub fn issue(&self, audience: &str) -> (String, i64) {
+        let (object_id, client_id) = (self.config.object_id.clone(), self.config.client_id.clone());
+        self.issue_as(audience, &object_id, &client_id)
+    }
+
+    /// Mints a token for `audience` as the given principal.
+    pub fn issue_as(&self, audience: &str, object_id: &str, client_id: &str) -> (String, i64) {
         let now = chrono::Utc::now().timestamp();
         let exp = now + self.config.token_lifetime_secs;
         let header = json!({"typ": "JWT", "alg": "RS256", "kid": "testbed"});
         let claims = json!({
             "aud": audience,
             "iss": self.issuer(),
-            "sub": self.config.object_id,
-            "oid": self.config.object_id,
+            "sub": object_id,
+            "oid": object_id,
             "tid": self.config.tenant_id,
-            "appid": self.config.client_id,
+            "appid": client_id,
             "idtyp": "app",
             "iat": now,
             "nbf": now,
@@ -160,6 +185,77 @@ pub fn router(issuer: Arc<TokenIssuer>) -> Router {
         .with_state(issuer)
 }
 
+/// The Entra ID token endpoint for client-secret apps (`AZURE_AUTHORITY_HOST`; serve over TLS):
+/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant.
+pub fn login_router(issuer: Arc<TokenIssuer>) -> Router {
+    Router::new()
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            axum::routing::post(login_token),
+        )
+        .with_state(issuer)
+}
+
+fn aad_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description, "error_codes": []})),
+    )
+        .into_response()
+}
+
+async fn login_token(
+    State(issuer): State<Arc<TokenIssuer>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    let audience = scope.trim_end_matches("/.default").to_string();
+    let record = |granted| {
+        issuer.requests.lock().unwrap().push(TokenRequest {
+            resource: audience.clone(),
+            client_id: form.get("client_id").cloned(),
+            granted,
+        })
+    };
+    if tenant != issuer.config.tenant_id {
+        record(false);
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        record(false);
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
+    }
+    if form.get("client_id") != Some(&issuer.config.app_client_id)
+        || form.get("client_secret") != Some(&issuer.config.app_client_secret)
+    {
+        record(false);
+        return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+    }
+    if !issuer.knows(&audience) {
+        record(false);
+        return aad_error(StatusCode::BAD_REQUEST, "invalid_resource", &format!("AADSTS500011: The resource principal named {audience} was not found in the tenant named {tenant}."));
+    }
+    record(true);
+    let app = issuer.config.app_client_id.clone();
+    let (access_token, exp) = issuer.issue_as(&audience, &format!("{app}-sp"), &app);
+    Json(json!({
+        "token_type": "Bearer",
+        "expires_in": exp - chrono::Utc::now().timestamp(),
+        "ext_expires_in": exp - chrono::Utc::now().timestamp(),
+        "access_token": access_token,
+    }))
+    .into_response()
+}
+
 async fn token(
     State(issuer): State<Arc<TokenIssuer>>,
     Query(query): Query<HashMap<String, String>>,
@@ -190,6 +286,14 @@ async fn token(
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"statusCode": 400, "message": "api-version must be 2019-08-01"})),
+        )
+            .into_response();
+    }
+    if !resource.is_empty() && !issuer.knows(&resource) {
+        record(false);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"statusCode": 400, "message": format!("AADSTS500011: The resource principal named {resource} was not found in the tenant.")})),
         )
             .into_response();
     }

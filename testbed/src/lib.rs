@@ -83,6 +83,7 @@ pub struct TestBed {
     pub moto: moto::Moto,
     kv_server: serve::Server,
     identity_server: serve::Server,
+    login_server: serve::Server,
     sts_server: serve::Server,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -118,6 +119,11 @@ impl TestBed {
         .await?;
         let identity_server =
             serve::Server::bind_and_spawn(identity::router(issuer.clone()), None).await?;
+        let login_server = serve::Server::bind_and_spawn(
+            identity::login_router(issuer.clone()),
+            Some(tls.server_config.clone()),
+        )
+        .await?;
         let sts_server = serve::Server::bind_and_spawn(sts::router(sts.clone()), None).await?;
 
         let source = create_iam_user(&moto.url, "stsbridge-minter")
@@ -137,6 +143,7 @@ impl TestBed {
             moto,
             kv_server,
             identity_server,
+            login_server,
             sts_server,
             _tempdir: tempdir,
         })
@@ -172,6 +179,11 @@ impl TestBed {
     /// `IDENTITY_HEADER`.
     pub fn identity_header(&self) -> String {
         self.issuer.config.header_secret.clone()
+    }
+
+    /// `AZURE_AUTHORITY_HOST`: the Entra ID token endpoint for client-secret apps (TLS).
+    pub fn authority_host(&self) -> String {
+        format!("https://127.0.0.1:{}", self.login_server.addr.port())
     }
 
     /// `AWS_ENDPOINT_URL_STS` (and `AWS_ENDPOINT_URL_IAM`).

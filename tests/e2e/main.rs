@@ -6,11 +6,13 @@
 //! - `timer_rotate`: the timer function;
 //! - `source_forms`: every way to give the IAM user's key;
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
-//! - `lifecycle`: process start, readiness, SIGTERM.
+//! - `lifecycle`: process start, readiness, SIGTERM, `check`;
+//! - `modes`: assume-role and web-identity.
 
 mod failures;
 mod http_rotate;
 mod lifecycle;
+mod modes;
 mod source_forms;
 mod support;
 mod timer_rotate;

@@ -12,8 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use stsbridge::consumers::{self, export::Format, BundleSource};
 use stsbridge::functions::{self, AppState};
 use stsbridge::rotation::{Request, RotationService};
+use stsbridge::secrets::SessionCredentials;
 use stsbridge::settings::{export_local_settings, Settings, SourceValue};
 
 #[derive(Parser)]
@@ -45,20 +49,89 @@ enum Command {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
-    /// Show the published set's state (key id, expiry, versions; never a secret).
+    /// Show what is stored: key id, expiry, remaining lifetime, versions, mode, role (never a secret).
     Show {
-        #[arg(long)]
-        settings: Option<PathBuf>,
+        #[command(flatten)]
+        bundle: BundleArgs,
     },
+    /// Print the AWS credential_process JSON (for `credential_process = stsbridge credential-process …`).
+    CredentialProcess {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        /// Refuse credentials that expire sooner than this (300, 300s, 5m, 1h).
+        #[arg(long, default_value = "5m", value_parser = parse_margin)]
+        min_remaining: chrono::Duration,
+        /// Keep the credentials in a private file under the user's cache directory until they
+        /// are within --min-remaining of expiry.
+        #[arg(long)]
+        cache: bool,
+    },
+    /// Print the credentials as variables: `eval "$(stsbridge export)"`.
+    Export {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[arg(long, value_enum, default_value = "env")]
+        format: Format,
+        #[arg(long, default_value = "5m", value_parser = parse_margin)]
+        min_remaining: chrono::Duration,
+    },
+    /// Keep a profile in the AWS shared credentials file in sync with the vault.
+    SyncProfile {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        /// The profile to update.
+        #[arg(long)]
+        profile: String,
+        /// Default: $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials.
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        #[arg(long, default_value = "5m", value_parser = parse_margin)]
+        min_remaining: chrono::Duration,
+    },
+    /// Write the credentials into every profile of a .NET launchSettings.json.
+    WriteLaunchSettings {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[arg(long, default_value = "Properties/launchSettings.json")]
+        file: PathBuf,
+        #[arg(long, default_value = "5m", value_parser = parse_margin)]
+        min_remaining: chrono::Duration,
+    },
+}
+
+/// Where the bundle is: the consumers' common options.
+#[derive(clap::Args, Clone)]
+struct BundleArgs {
+    /// The vault holding the bundle.
+    #[arg(long, env = "KeyVaultUrl")]
+    vault: String,
+    /// The bundle secret's name.
+    #[arg(
+        long,
+        env = "CredentialsBundleSecretName",
+        default_value = "AwsSessionCredentials"
+    )]
+    secret: String,
+    /// Check the vault's authentication challenge against its domain (turn off only for a local emulator).
+    #[arg(long, env = "KeyVaultVerifyChallengeResource", default_value = "true", action = clap::ArgAction::Set)]
+    verify_challenge_resource: bool,
+}
+
+impl BundleArgs {
+    fn source(&self) -> anyhow::Result<BundleSource> {
+        BundleSource::new(&self.vault, &self.secret, self.verify_challenge_resource)
+    }
+}
+
+fn parse_margin(text: &str) -> Result<chrono::Duration, String> {
+    stsbridge::consumers::parse_duration(text)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let local_settings = match &cli.command {
-        Command::Rotate { settings, .. }
-        | Command::Check { settings }
-        | Command::Show { settings } => settings.clone(),
-        Command::Serve => None,
+        Command::Rotate { settings, .. } | Command::Check { settings } => settings.clone(),
+        _ => None,
     };
     if let Some(path) = local_settings {
         // Before the runtime starts: setting the environment is only sound single-threaded.
@@ -76,7 +149,28 @@ fn main() -> ExitCode {
             Command::Serve => serve().await,
             Command::Rotate { force, .. } => rotate(force).await,
             Command::Check { .. } => check().await,
-            Command::Show { .. } => show().await,
+            Command::Show { bundle } => show(bundle).await,
+            Command::CredentialProcess {
+                bundle,
+                min_remaining,
+                cache,
+            } => credential_process(bundle, min_remaining, cache).await,
+            Command::Export {
+                bundle,
+                format,
+                min_remaining,
+            } => export(bundle, format, min_remaining).await,
+            Command::SyncProfile {
+                bundle,
+                profile,
+                credentials_file,
+                min_remaining,
+            } => sync_profile(bundle, &profile, credentials_file, min_remaining).await,
+            Command::WriteLaunchSettings {
+                bundle,
+                file,
+                min_remaining,
+            } => write_launch_settings(bundle, &file, min_remaining).await,
         }
     });
     match result {
@@ -237,18 +331,148 @@ async fn check() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn show() -> anyhow::Result<ExitCode> {
+async fn show(bundle: BundleArgs) -> anyhow::Result<ExitCode> {
     stsbridge::logging::init_for_cli(false);
-    let settings = load()?;
-    let service = RotationService::new(settings).await?;
-    match service.state().await {
-        Ok(state) => {
-            println!("{}", serde_json::to_string_pretty(&state)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(f) => {
-            eprintln!("stsbridge: {f}");
-            Ok(ExitCode::from(1))
+    let shown = consumers::show(&bundle.source()?, Utc::now()).await?;
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the bundle and refuses it when it is (nearly) expired.
+async fn fresh_bundle(
+    bundle: &BundleArgs,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<SessionCredentials> {
+    let fetched = consumers::fetch(&bundle.source()?).await?;
+    consumers::check_remaining(&fetched.credentials, min_remaining, Utc::now())?;
+    Ok(fetched.credentials)
+}
+
+async fn credential_process(
+    bundle: BundleArgs,
+    min_remaining: chrono::Duration,
+    use_cache: bool,
+) -> anyhow::Result<ExitCode> {
+    stsbridge::logging::init_for_cli(false);
+    let cache_path = use_cache
+        .then(|| consumers::cache::path_for(&format!("{}|{}", bundle.vault, bundle.secret)))
+        .flatten();
+    if let Some(path) = &cache_path {
+        if let Some(c) = consumers::cache::read(path, min_remaining, Utc::now()) {
+            println!("{}", c.to_process_json().expose_secret());
+            return Ok(ExitCode::SUCCESS);
         }
     }
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    if let Some(path) = &cache_path {
+        if let Err(e) = consumers::cache::write(path, &credentials) {
+            tracing::warn!("could not cache the credentials: {e:#}");
+        }
+    }
+    println!("{}", credentials.to_process_json().expose_secret());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn export(
+    bundle: BundleArgs,
+    format: Format,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
+    stsbridge::logging::init_for_cli(false);
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    print!(
+        "{}",
+        consumers::export::render(&credentials, format).expose_secret()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sync_profile(
+    bundle: BundleArgs,
+    profile: &str,
+    file: Option<PathBuf>,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
+    stsbridge::logging::init_for_cli(false);
+    let path = match file {
+        Some(p) => p,
+        None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+            Some(p) => PathBuf::from(p),
+            None => PathBuf::from(
+                std::env::var_os("HOME").context("HOME is not set; pass --credentials-file")?,
+            )
+            .join(".aws")
+            .join("credentials"),
+        },
+    };
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8 text; left unchanged", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    let edit =
+        consumers::profile::update_profile(&text, profile, &credentials).with_context(|| {
+            format!(
+                "{} is not a credentials file stsbridge can edit; left unchanged",
+                path.display()
+            )
+        })?;
+    match edit {
+        consumers::profile::Edit::Unchanged => {
+            println!(
+                "unchanged: profile [{profile}] in {} already holds {}",
+                path.display(),
+                credentials.access_key_id
+            );
+        }
+        consumers::profile::Edit::Updated(new_text) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                consumers::files::private_dir(dir)?;
+            }
+            consumers::files::write_private(&path, new_text.as_bytes())?;
+            println!(
+                "updated: profile [{profile}] in {} now holds {} (expires {})",
+                path.display(),
+                credentials.access_key_id,
+                credentials
+                    .expiration
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn write_launch_settings(
+    bundle: BundleArgs,
+    file: &std::path::Path,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
+    stsbridge::logging::init_for_cli(false);
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "reading {} (run this from the root of a .NET project, or pass --file)",
+            file.display()
+        )
+    })?;
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    let (new_text, profiles) = consumers::launch_settings::update(&text, &credentials)
+        .with_context(|| format!("{} cannot be updated; left unchanged", file.display()))?;
+    consumers::files::write_private(file, new_text.as_bytes())?;
+    println!(
+        "updated {} profile(s) in {}: {} (expires {})",
+        profiles.len(),
+        file.display(),
+        profiles.join(", "),
+        credentials
+            .expiration
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    eprintln!(
+        "note: {} now holds session credentials; keep it out of version control",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -182,21 +182,57 @@ impl Mode {
     }
 }
 
-/// Which Azure identity the app uses for Key Vault.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which Azure identity the app uses for Key Vault, chosen from the environment in the order
+/// of Azure's `DefaultAzureCredential`: a service principal's secret, workload identity, managed
+/// identity, then the developer's login.
+#[derive(Clone, Debug)]
 pub enum AzureIdentity {
+    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` are all set.
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: SecretString,
+    },
+    /// `AZURE_FEDERATED_TOKEN_FILE` is set (AKS workload identity).
+    WorkloadIdentity,
     /// `IDENTITY_ENDPOINT` is set: App Service / Functions managed identity;
     /// `AZURE_CLIENT_ID` selects a user-assigned one.
     ManagedIdentity { client_id: Option<String> },
-    /// `AZURE_FEDERATED_TOKEN_FILE` is set (AKS workload identity).
-    WorkloadIdentity,
     /// Otherwise: the developer's `az` / `azd` login.
     Developer,
 }
 
 impl AzureIdentity {
+    /// Chooses the identity from environment-style settings.
+    pub fn from_map(map: &HashMap<String, String>) -> Self {
+        let get = |k: &str| map.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        if let (Some(t), Some(c), Some(s)) = (
+            get("AZURE_TENANT_ID"),
+            get("AZURE_CLIENT_ID"),
+            get("AZURE_CLIENT_SECRET"),
+        ) {
+            return AzureIdentity::ClientSecret {
+                tenant_id: t.to_string(),
+                client_id: c.to_string(),
+                secret: SecretString::from(s.to_string()),
+            };
+        }
+        if get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+            return AzureIdentity::WorkloadIdentity;
+        }
+        if get("IDENTITY_ENDPOINT").is_some() {
+            return AzureIdentity::ManagedIdentity {
+                client_id: get("AZURE_CLIENT_ID").map(str::to_string),
+            };
+        }
+        AzureIdentity::Developer
+    }
+
     pub fn describe(&self) -> String {
         match self {
+            AzureIdentity::ClientSecret { client_id, .. } => {
+                format!("service principal {client_id} (AZURE_CLIENT_SECRET)")
+            }
             AzureIdentity::ManagedIdentity { client_id: None } => {
                 "managed identity (system-assigned)".into()
             }
@@ -508,21 +544,15 @@ impl Settings {
         let max_invocation_bytes =
             r.number("MaxInvocationBytes", 1024 * 1024, 1024, 64 * 1024 * 1024) as usize;
 
-        let identity = if let Some(_endpoint) = r.get("IDENTITY_ENDPOINT") {
-            if r.get("IDENTITY_HEADER").is_none() {
-                r.error(
-                    "IDENTITY_HEADER",
-                    "is required with IDENTITY_ENDPOINT (managed identity)",
-                );
-            }
-            AzureIdentity::ManagedIdentity {
-                client_id: r.get("AZURE_CLIENT_ID").map(str::to_string),
-            }
-        } else if r.get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-            AzureIdentity::WorkloadIdentity
-        } else {
-            AzureIdentity::Developer
-        };
+        let identity = AzureIdentity::from_map(map);
+        if matches!(identity, AzureIdentity::ManagedIdentity { .. })
+            && r.get("IDENTITY_HEADER").is_none()
+        {
+            r.error(
+                "IDENTITY_HEADER",
+                "is required with IDENTITY_ENDPOINT (managed identity)",
+            );
+        }
 
         if !r.errors.is_empty() {
             return Err(SettingsErrors(r.errors));

@@ -1,10 +1,9 @@
 //! Which Azure identity the app uses, turned into an `azure_identity` credential.
 //!
 //! The Azure SDK for Rust 1.x has no `DefaultAzureCredential` (`../shared/PROTOCOL.md` §2), so
-//! the choice is made here, from the settings: a managed identity when `IDENTITY_ENDPOINT` is set
-//! (never otherwise: without it the credential would fall back to IMDS and retry for ~72 s),
-//! workload identity when `AZURE_FEDERATED_TOKEN_FILE` is set, else the developer's `az`/`azd`
-//! login.
+//! the choice is made in [`AzureIdentity::from_map`]: a service principal secret, workload
+//! identity, a managed identity when `IDENTITY_ENDPOINT` is set (never otherwise: without it the
+//! credential would fall back to IMDS and retry for ~72 s), else the developer's `az`/`azd` login.
 
 use std::sync::Arc;
 
@@ -40,6 +39,11 @@ pub fn credential(
             }))
             .context("creating the workload identity credential")?
         }
+        AzureIdentity::ClientSecret {
+            tenant_id,
+            client_id,
+            secret,
+        } => client_secret_credential(tenant_id, client_id, secret, client_options)?,
         AzureIdentity::Developer => DeveloperToolsCredential::new(None)
             .context("creating the developer tools credential (az / azd login)")?,
     })

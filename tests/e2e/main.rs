@@ -2,6 +2,7 @@
 //! (Key Vault over TLS with the bearer challenge, the managed-identity endpoint, STS via moto).
 //!
 //! Where new tests go:
+//! - `consumers`: credential-process, export, sync-profile, write-launch-settings, show (with the AWS CLI);
 //! - `http_rotate`: the HTTP function (POST/GET, force, statuses, the body shapes);
 //! - `timer_rotate`: the timer function;
 //! - `source_forms`: every way to give the IAM user's key;
@@ -9,6 +10,7 @@
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity.
 
+mod consumers;
 mod failures;
 mod http_rotate;
 mod lifecycle;

@@ -1,0 +1,158 @@
+//! Writing the credentials into a .NET project's `Properties/launchSettings.json` (seed 002).
+//!
+//! Pure: [`update`] takes the file's text and returns the new text. Every profile gets
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` in its
+//! `environmentVariables` (created when missing); everything else — other keys, their order,
+//! other variables — is kept (`serde_json` with `preserve_order`), and the text is written back
+//! with Visual Studio's two-space indentation.
+
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+
+use crate::secrets::SessionCredentials;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LaunchSettingsError {
+    #[error("it is not JSON (line {0})")]
+    NotJson(usize),
+    #[error("it has no \"profiles\" object")]
+    NoProfiles,
+    #[error("profile '{0}' is not an object")]
+    BadProfile(String),
+    #[error("the environmentVariables of profile '{0}' is not an object")]
+    BadVariables(String),
+}
+
+/// Sets the three variables in every profile; returns the new text and the profiles changed.
+pub fn update(
+    text: &str,
+    c: &SessionCredentials,
+) -> Result<(String, Vec<String>), LaunchSettingsError> {
+    let text_no_bom = text.trim_start_matches('\u{feff}');
+    let mut doc: Value =
+        serde_json::from_str(text_no_bom).map_err(|e| LaunchSettingsError::NotJson(e.line()))?;
+    let Some(profiles) = doc.get_mut("profiles").and_then(Value::as_object_mut) else {
+        return Err(LaunchSettingsError::NoProfiles);
+    };
+    let mut changed = vec![];
+    for (name, profile) in profiles.iter_mut() {
+        let Some(profile) = profile.as_object_mut() else {
+            return Err(LaunchSettingsError::BadProfile(name.clone()));
+        };
+        let vars = profile
+            .entry("environmentVariables")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(vars) = vars.as_object_mut() else {
+            return Err(LaunchSettingsError::BadVariables(name.clone()));
+        };
+        vars.insert("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone().into());
+        vars.insert(
+            "AWS_SECRET_ACCESS_KEY".into(),
+            c.secret_access_key.expose_secret().into(),
+        );
+        vars.insert(
+            "AWS_SESSION_TOKEN".into(),
+            c.session_token.expose_secret().into(),
+        );
+        changed.push(name.clone());
+    }
+    let mut out = serde_json::to_string_pretty(&doc).expect("a JSON value serializes");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    if text.contains("\r\n") {
+        out = out.replace('\n', "\r\n");
+    }
+    if text.starts_with('\u{feff}') {
+        out.insert(0, '\u{feff}');
+    }
+    Ok((out, changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use secrecy::SecretString;
+
+    fn creds() -> SessionCredentials {
+        SessionCredentials {
+            access_key_id: "ASIANEW".into(),
+            secret_access_key: SecretString::from("SECRET".to_string()),
+            session_token: SecretString::from("TOKEN".to_string()),
+            expiration: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+        }
+    }
+
+    const FILE: &str = r#"{
+  "$schema": "http://json.schemastore.org/launchsettings.json",
+  "profiles": {
+    "Api": {
+      "commandName": "Project",
+      "launchBrowser": true,
+      "environmentVariables": {
+        "ASPNETCORE_ENVIRONMENT": "Development",
+        "AWS_ACCESS_KEY_ID": "OLD"
+      },
+      "applicationUrl": "https://localhost:5001"
+    },
+    "IIS Express": {
+      "commandName": "IISExpress"
+    }
+  },
+  "iisSettings": {
+    "windowsAuthentication": false
+  }
+}
+"#;
+
+    #[test]
+    fn every_profile_gets_the_variables_and_nothing_else_changes() {
+        let (out, changed) = update(FILE, &creds()).unwrap();
+        assert_eq!(changed, vec!["Api", "IIS Express"]);
+        let expected = FILE
+            .replace(
+                r#""AWS_ACCESS_KEY_ID": "OLD""#,
+                r#""AWS_ACCESS_KEY_ID": "ASIANEW",
+        "AWS_SECRET_ACCESS_KEY": "SECRET",
+        "AWS_SESSION_TOKEN": "TOKEN""#,
+            )
+            .replace(
+                r#""commandName": "IISExpress"
+    }"#,
+                r#""commandName": "IISExpress",
+      "environmentVariables": {
+        "AWS_ACCESS_KEY_ID": "ASIANEW",
+        "AWS_SECRET_ACCESS_KEY": "SECRET",
+        "AWS_SESSION_TOKEN": "TOKEN"
+      }
+    }"#,
+            );
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_second_run_changes_nothing_more() {
+        let (once, _) = update(FILE, &creds()).unwrap();
+        let (twice, _) = update(&once, &creds()).unwrap();
+        assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn malformed_files_are_refused() {
+        assert_eq!(
+            update("{", &creds()).unwrap_err(),
+            LaunchSettingsError::NotJson(1)
+        );
+        assert_eq!(
+            update("{}", &creds()).unwrap_err(),
+            LaunchSettingsError::NoProfiles
+        );
+        assert!(update(r#"{"profiles":{"a":1}}"#, &creds()).is_err());
+        assert!(update(
+            r#"{"profiles":{"a":{"environmentVariables":[]}}}"#,
+            &creds()
+        )
+        .is_err());
+    }
+}

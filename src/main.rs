@@ -248,6 +248,7 @@ async fn rotate(force: bool) -> anyhow::Result<ExitCode> {
     }
     let service = Arc::new(RotationService::new(settings).await?);
     let outcome = service.rotate(Request { force }).await;
+    service.settle().await;
     match outcome.as_ref() {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(report)?);

@@ -90,14 +90,28 @@ pub struct Sts {
 }
 
 impl Sts {
-    pub async fn new(region: &str, endpoint: Option<&str>, attempt_timeout: Duration) -> Self {
+    /// `attempt_timeout` bounds each try; `budget` bounds a call with all its retries. Retries
+    /// are the SDK's standard mode (exponential backoff with jitter) for throttling, 5xx and
+    /// connection errors; authentication errors are never retried.
+    pub async fn new(
+        region: &str,
+        endpoint: Option<&str>,
+        attempt_timeout: Duration,
+        budget: Duration,
+    ) -> Self {
         let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .no_credentials()
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(4)
+                    .with_initial_backoff(Duration::from_millis(500)),
+            )
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .operation_attempt_timeout(attempt_timeout)
+                    .operation_timeout(budget)
                     .build(),
             )
             .load()

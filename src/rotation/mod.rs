@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use azure_core::credentials::TokenCredential;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -50,6 +50,7 @@ pub struct RotationService {
     sts: Sts,
     web_identity: Option<Arc<dyn TokenCredential>>,
     inflight: Mutex<Option<Shared<BoxFuture<'static, Outcome>>>>,
+    hygiene: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for RotationService {
@@ -118,6 +119,7 @@ impl RotationService {
             &settings.region,
             settings.sts_endpoint.as_deref(),
             std::time::Duration::from_secs(20),
+            settings.rotation_time_budget / 3,
         )
         .await;
         Ok(Self {
@@ -126,6 +128,7 @@ impl RotationService {
             web_identity,
             settings,
             inflight: Mutex::default(),
+            hygiene: Mutex::default(),
         })
     }
 
@@ -166,7 +169,42 @@ impl RotationService {
         run.await
     }
 
-    async fn run(&self, request: Request) -> Result<Report, Failure> {
+    /// One run; a failure says so when the published set is about to expire (no silent expiry
+    /// while STS or Key Vault is out).
+    async fn run(self: &Arc<Self>, request: Request) -> Result<Report, Failure> {
+        let mut published_expiry = None;
+        let result = self.run_inner(request, &mut published_expiry).await;
+        match result {
+            Ok(report) => {
+                if report.rotated {
+                    self.spawn_hygiene(report.versions.clone());
+                }
+                Ok(report)
+            }
+            Err(mut failure) => {
+                if let Some(exp) = published_expiry {
+                    let left = exp.signed_duration_since(Utc::now()).num_seconds();
+                    if left <= 0 {
+                        failure
+                            .warnings
+                            .push("the published credentials have expired".into());
+                    } else if left < self.settings.expiry_warning.as_secs() as i64 {
+                        failure.warnings.push(format!(
+                            "the published credentials expire in {left} s (ExpiryWarningSeconds is {}) and could not be replaced",
+                            self.settings.expiry_warning.as_secs()
+                        ));
+                    }
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    async fn run_inner(
+        &self,
+        request: Request,
+        published_expiry: &mut Option<DateTime<Utc>>,
+    ) -> Result<Report, Failure> {
         let started = Instant::now();
         let s = &self.settings;
         let (source, current, token) = tokio::join!(
@@ -186,6 +224,7 @@ impl RotationService {
         let now = Utc::now();
         let wanted = s.fingerprint(source.as_ref().map(|k| k.access_key_id.as_str()));
         let bundle = current.as_ref().and_then(|c| c.bundle_published());
+        *published_expiry = bundle.as_ref().and_then(|b| b.expires);
         let decision = decide(
             request.force,
             bundle.as_ref(),
@@ -389,6 +428,60 @@ impl RotationService {
         };
         extra(&mut report);
         report
+    }
+
+    /// Version hygiene, after a successful publish and off the critical path: every superseded
+    /// version still holds credentials until they expire, and an hourly rotation adds ~96
+    /// versions a day. Versions whose credentials have expired are disabled, except the newest
+    /// `KeepEnabledVersions` (for consumers pinned to a version). Idempotent; a run that is cut
+    /// short is finished by the next one.
+    fn spawn_hygiene(self: &Arc<Self>, published: BTreeMap<String, String>) {
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let now = Utc::now();
+            let keep = me.settings.keep_enabled_versions;
+            let jobs = me.settings.targets.all().map(|t| {
+                let me = me.clone();
+                let t = t.clone();
+                let current = published.get(&t.name).cloned().unwrap_or_default();
+                async move {
+                    let versions = match me.vaults.versions(&t).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!("version hygiene: {e}");
+                            return;
+                        }
+                    };
+                    for v in versions_to_disable(&versions, &current, keep, now) {
+                        match me.vaults.disable(&t, &v).await {
+                            Ok(()) => tracing::info!(
+                                "version hygiene: disabled expired version {v} of {}",
+                                t.name
+                            ),
+                            Err(e) => tracing::warn!("version hygiene: {e}"),
+                        }
+                    }
+                }
+            });
+            futures::future::join_all(jobs).await;
+        });
+        if let Some(previous) = self
+            .hygiene
+            .lock()
+            .expect("no panics while held")
+            .replace(task)
+        {
+            // A newer pass covers everything the older one would have done.
+            previous.abort();
+        }
+    }
+
+    /// Waits for background work (version hygiene) to finish; the CLI calls it before exiting.
+    pub async fn settle(&self) {
+        let task = self.hygiene.lock().expect("no panics while held").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// Reads the IAM user's key (both halves concurrently when they are in a vault).
@@ -732,6 +825,25 @@ impl Current {
     }
 }
 
+/// The enabled versions whose credentials have expired, beyond the newest `keep` (pure).
+/// `current` (the version just published) counts as the newest: Key Vault's timestamps have
+/// one-second resolution, so creation times alone cannot order versions written together.
+pub fn versions_to_disable(
+    versions: &[crate::azure::keyvault::VersionInfo],
+    current: &str,
+    keep: usize,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut sorted: Vec<&crate::azure::keyvault::VersionInfo> = versions.iter().collect();
+    sorted.sort_by_key(|v| (v.version != current, std::cmp::Reverse(v.created)));
+    sorted
+        .into_iter()
+        .skip(keep)
+        .filter(|v| v.enabled && v.expires.is_some_and(|e| e <= now))
+        .map(|v| v.version.clone())
+        .collect()
+}
+
 /// The values of the three separate secrets (seed 000's), with their content types.
 fn separate_values(c: &SessionCredentials) -> [(SecretString, &'static str); 3] {
     [
@@ -772,4 +884,58 @@ fn mint_hint(mode: &Mode, duration: u64, e: &StsError) -> Option<String> {
         ("ExpiredToken" | "ExpiredTokenException", _) => "the token or key has expired".into(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::keyvault::VersionInfo;
+    use chrono::TimeZone;
+
+    fn v(id: &str, created_h: u32, expires_h: Option<u32>, enabled: bool) -> VersionInfo {
+        let at = |h| Utc.with_ymd_and_hms(2030, 1, 1, h, 0, 0).unwrap();
+        VersionInfo {
+            version: id.into(),
+            enabled,
+            created: Some(at(created_h)),
+            expires: expires_h.map(at),
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_expired_enabled_versions_beyond_the_newest_are_disabled() {
+        let now = Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap();
+        let versions = [
+            v("newest", 9, Some(11), true),
+            v("second", 8, Some(9), true), // expired, but among the newest two
+            v("third", 7, Some(8), true),  // expired: disabled
+            v("fourth", 6, Some(12), true), // still valid: kept
+            v("fifth", 5, Some(6), false), // already disabled
+            v("sixth", 4, None, true),     // never expires (not ours): kept
+        ];
+        assert_eq!(
+            versions_to_disable(&versions, "newest", 2, now),
+            vec!["third"]
+        );
+        assert_eq!(
+            versions_to_disable(&versions, "newest", 1, now),
+            vec!["second", "third"]
+        );
+    }
+
+    #[test]
+    fn the_version_just_published_is_kept_whatever_its_timestamp() {
+        let now = Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap();
+        // Written in the same second as two expired ones.
+        let versions = [
+            v("old1", 9, Some(9), true),
+            v("current", 9, Some(11), true),
+            v("old2", 9, Some(9), true),
+        ];
+        assert_eq!(
+            versions_to_disable(&versions, "current", 1, now),
+            vec!["old1", "old2"]
+        );
+    }
 }

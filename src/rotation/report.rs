@@ -97,6 +97,8 @@ pub struct Failure {
     pub published: Vec<String>,
     /// Secrets that still hold an older set.
     pub stale: Vec<String>,
+    /// E.g. that the published set is about to expire while this run could not replace it.
+    pub warnings: Vec<String>,
 }
 
 impl Failure {
@@ -114,6 +116,7 @@ impl Failure {
             hint: None,
             published: vec![],
             stale: vec![],
+            warnings: vec![],
         }
     }
 
@@ -171,12 +174,16 @@ impl Failure {
         if let Some(h) = &self.hint {
             error["hint"] = serde_json::Value::String(h.clone());
         }
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "rotated": false,
             "error": error,
             "published": self.published,
             "stale": self.stale,
-        })
+        });
+        if !self.warnings.is_empty() {
+            body["warnings"] = serde_json::json!(self.warnings);
+        }
+        body
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -192,6 +199,7 @@ impl Failure {
         if let Some(h) = &self.hint {
             lines.push(format!("hint: {h}"));
         }
+        lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
         if !self.published.is_empty() || !self.stale.is_empty() {
             lines.push(format!(
                 "published: [{}]; stale: [{}]",

@@ -103,6 +103,23 @@ impl KeyVault {
             .version
     }
 
+    /// Stores a new version with an expiry (Unix seconds), as a `PUT` with `attributes.exp` would.
+    pub fn seed_expiring(
+        &self,
+        name: &str,
+        value: &str,
+        tags: &[(&str, &str)],
+        exp: i64,
+    ) -> String {
+        let tags = (!tags.is_empty()).then(|| {
+            tags.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        });
+        self.put_version(name, value.to_string(), None, tags, true, None, Some(exp))
+            .version
+    }
+
     /// The latest version of a secret, if any.
     pub fn latest(&self, name: &str) -> Option<SecretVersion> {
         let secrets = self.secrets.lock().unwrap();

@@ -142,27 +142,3 @@ async fn an_unknown_force_value_is_a_400_inside_the_envelope() {
         .contains("perhaps"));
     assert!(bed.sts.calls().is_empty());
 }
-
-#[tokio::test]
-async fn concurrent_posts_join_one_rotation() {
-    let bed = TestBed::start().await.unwrap();
-    bed.sts
-        .faults
-        .set_latency(std::time::Duration::from_millis(100));
-    let app = App::spawn(settings(&bed, &[], &[])).await;
-
-    let answers = futures::future::join_all(
-        (0..20).map(|_| app.http_rotate("POST", &[("force", "true")], None)),
-    )
-    .await;
-
-    assert!(answers
-        .iter()
-        .all(|a| a.status == 200 && a.body["rotated"] == true));
-    assert_eq!(bed.sts.minted().len(), 1);
-    let ids: std::collections::HashSet<_> = answers
-        .iter()
-        .map(|a| a.body["accessKeyId"].clone())
-        .collect();
-    assert_eq!(ids.len(), 1);
-}

@@ -8,13 +8,17 @@
 //! - `source_forms`: every way to give the IAM user's key;
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
-//! - `modes`: assume-role and web-identity.
+//! - `modes`: assume-role and web-identity;
+//! - `properties`: property tests of the parsers of outside input (never panic);
+//! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene.
 
 mod consumers;
 mod failures;
 mod http_rotate;
 mod lifecycle;
 mod modes;
+mod properties;
+mod reliability;
 mod source_forms;
 mod support;
 mod timer_rotate;

@@ -1,0 +1,636 @@
+// stsbridge on Azure: a Flex Consumption Function App (custom handler, Linux) with a
+// system-assigned managed identity, the Key Vault it reads the AWS source key from and publishes
+// the session credentials to, identity-only storage, monitoring and two alerts.
+//
+// Deploy into an existing resource group (docs/deploy.md):
+//   az deployment group create -g RG -f infra/azure/main.bicep -p @main.parameters.json
+// This repository's CI validates the template offline with checkov (scripts/validate-infra.sh);
+// `bicep build` / `az deployment group what-if` belong in your deployment pipeline.
+//
+// Design decisions (the why; docs/deploy.md has the longer version):
+// - Flex Consumption (FC1): Linux Consumption gets no new features and retires in 2028; Flex
+//   supports custom handlers (runtime `custom`) and identity-based host and deployment storage,
+//   so the storage account can refuse shared keys altogether.
+// - No secret in any app setting. UsernameFromKeyVault / PasswordFromKeyVault are VERSIONLESS
+//   secret URIs that stsbridge reads itself with the managed identity. They are deliberately
+//   not `@Microsoft.KeyVault(...)` references: the platform caches a resolved reference for up
+//   to 24 h, so after stsbridge rotates the AWS key (a new secret version, then the old key is
+//   deleted in AWS) the app would keep presenting a dead key until the cache refreshes.
+// - Key Vault uses Azure RBAC (no access policies), soft delete and purge protection: the vault
+//   holds the only long-lived AWS key, so neither a mistake nor an attacker may destroy it for
+//   good. Purge protection reserves the vault name for the retention period after deletion.
+// - The app's Key Vault role is scoped to the vault, not to individual secrets; see the comment
+//   at appSecretsOfficer below.
+// - Accepted checkov findings are skipped inside each resource with the reason. checkov's Bicep
+//   parser accepts at most four comment lines in a row inside a resource, hence their spread.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
+
+@description('Azure region for every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Short lowercase prefix of the generated names (letters, digits, hyphens).')
+@minLength(3)
+@maxLength(12)
+param baseName string = 'stsbridge'
+
+@description('Function App name (global DNS name under azurewebsites.net). Empty: baseName plus a suffix unique to the resource group.')
+@maxLength(60)
+param functionAppName string = ''
+
+@description('Key Vault name (3-24 characters, globally unique). Empty: generated. Purge protection reserves a deleted vault name for softDeleteRetentionInDays, so a redeployment after deleting everything needs a new name (or a recovered vault).')
+@maxLength(24)
+param keyVaultName string = ''
+
+@description('Storage account name (3-24 lowercase letters and digits, globally unique). Empty: generated.')
+@maxLength(24)
+param storageAccountName string = ''
+
+@description('How stsbridge gets AWS credentials (README "Credential modes"). web-identity needs no AWS key at all and is preferred.')
+@allowed([
+  'session-token'
+  'assume-role'
+  'web-identity'
+])
+param credentialMode string = 'session-token'
+
+@description('assume-role and web-identity: the IAM role ARN (output RoleArn of infra/aws/federation.yaml, or your role). May be empty on the first deployment of web-identity mode, because the AWS side needs this deployment\'s principalId first; redeploy with it afterwards.')
+param roleArn string = ''
+
+@description('web-identity: the Entra ID application the token is requested for: its Application ID URI (v1 tokens) or client id (v2).')
+param webIdentityAudience string = ''
+
+@description('The STS regional endpoint stsbridge calls.')
+param awsRegion string = 'us-east-1'
+
+@description('Lifetime of the minted credentials. The default leaves an hour of overlap with the hourly timer; role modes are capped by the role\'s MaxSessionDuration (14400 in infra/aws).')
+@minValue(900)
+@maxValue(129600)
+param sessionDurationSeconds int = 7200
+
+@description('session-token and assume-role: stsbridge rotates the IAM user\'s access key when it is older than this many days.')
+@minValue(1)
+@maxValue(3650)
+param sourceKeyMaxAgeDays int = 90
+
+@description('Six-field NCRONTAB schedule of TimerRotate (hourly by default).')
+param timerSchedule string = '0 0 * * * *'
+
+@description('Key Vault secret holding the IAM user\'s access key id (session-token and assume-role). You store it after deployment (docs/deploy.md).')
+param sourceAccessKeyIdSecretName string = 'AWS-Access-Key-ID'
+
+@description('Key Vault secret holding the IAM user\'s secret access key.')
+param sourceSecretAccessKeySecretName string = 'AWS-Secret-Access-Key'
+
+@description('Other stsbridge app settings (name -> string value), e.g. {"ExternalId": "...", "ExpiryWarningSeconds": "1800"}. Never put a secret here: use a secret URI instead.')
+param additionalAppSettings object = {}
+
+@description('Whether the vault accepts traffic from public networks. Disabled requires VNet integration of the Function App and a private endpoint for the vault, which this template does not create.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param keyVaultPublicNetworkAccess string = 'Enabled'
+
+@description('Days a deleted vault or secret stays recoverable (and the vault name reserved).')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+@description('Object id of a user or group that stores the AWS source key in the vault (Key Vault Secrets Officer on the vault). Empty: grant it yourself, e.g. just for the first `az keyvault secret set`.')
+param operatorPrincipalId string = ''
+
+@description('E-mail address for the alerts. Empty: the alerts still fire and show in Azure Monitor, without notification.')
+param alertEmailAddress string = ''
+
+@description('Flex Consumption instance size. stsbridge needs far less than 512 MB; 2048 is available in every Flex region.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Upper bound of Flex Consumption scale-out. stsbridge needs one instance; the bound limits cost if HttpRotate is hammered.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Log Analytics retention.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Tags applied to every resource.')
+param tags object = {
+  app: 'stsbridge'
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and constants
+// ---------------------------------------------------------------------------------------------
+
+var suffix = uniqueString(resourceGroup().id)
+var appName = empty(functionAppName) ? '${baseName}-${suffix}' : functionAppName
+var vaultName = empty(keyVaultName) ? take('kv-${baseName}-${suffix}', 24) : keyVaultName
+var storageName = empty(storageAccountName) ? take('st${replace(toLower(baseName), '-', '')}${suffix}', 24) : storageAccountName
+// Flex Consumption pulls the deployment package from this container with the app's identity.
+var deploymentContainerName = 'app-package-${take(appName, 32)}'
+
+// The vault URL the app sees; the DNS suffix follows the cloud (vault.azure.net in public Azure).
+var vaultUrl = 'https://${vaultName}${environment().suffixes.keyvaultDns}'
+
+// Built-in role definition ids (the same in every tenant).
+var roleKeyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var roleStorageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+
+var usesSourceKey = credentialMode != 'web-identity'
+var actionGroupName = 'ag-${appName}'
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring
+// ---------------------------------------------------------------------------------------------
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${appName}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: logRetentionInDays
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${appName}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    IngestionMode: 'LogAnalytics'
+    // Telemetry is accepted only with an Entra token (the app's identity, Monitoring Metrics
+    // Publisher below), so the connection string in the app settings is not a write key.
+    DisableLocalAuth: true
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage: host state (timer schedule status, function keys) and the deployment package
+// ---------------------------------------------------------------------------------------------
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageName
+  // checkov:skip=CKV_AZURE_43:The name is computed (st + baseName + uniqueString, cut to 24 lowercase letters and digits) or given as a parameter, so checkov cannot read it; Azure validates it at deployment.
+  // checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches its storage over public endpoints; every request still needs the app's Entra identity, because shared keys are disabled.
+  // checkov:skip=CKV_AZURE_59:Same reason as CKV_AZURE_35: public endpoint, identity-only access (allowSharedKeyAccess false, no anonymous blob access).
+  location: location
+  // checkov:skip=CKV_AZURE_206:Holds only host state and the deployment package, both rebuilt by a redeployment; geo-replication would only add cost.
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    // Identity-based AzureWebJobsStorage and deployment storage: no account key is ever used.
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowCrossTenantReplication: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key Vault: the AWS source key (session-token, assume-role) and the published credentials
+// ---------------------------------------------------------------------------------------------
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: vaultName
+  location: location
+  tags: tags
+  // checkov:skip=CKV_AZURE_109:The Function App (Flex Consumption without VNet integration) has no fixed outbound address to allow; access is by Entra identity and RBAC. Set keyVaultPublicNetworkAccess to Disabled together with VNet integration and a private endpoint to close the network path.
+  // checkov:skip=CKV_AZURE_189:Public network access is the keyVaultPublicNetworkAccess parameter (default Enabled for the same reason as CKV_AZURE_109).
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    publicNetworkAccess: keyVaultPublicNetworkAccess
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: keyVaultPublicNetworkAccess == 'Enabled' ? 'Allow' : 'Deny'
+    }
+  }
+}
+
+// Who read or wrote which secret, for as long as the workspace keeps logs.
+resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalytics.id
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Function App (Flex Consumption, Linux, custom handler)
+// ---------------------------------------------------------------------------------------------
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${appName}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  // checkov:skip=CKV_AZURE_225:Zone redundancy is not needed: a missed hourly run is retried by the next one, well inside SessionDurationSeconds, and consumers read Key Vault, not the app.
+  properties: {
+    reserved: true
+  }
+}
+
+// Settings every mode needs. The connection string is not a secret (local auth is disabled on
+// Application Insights); AzureWebJobsStorage__accountName makes host storage identity-based.
+var baseAppSettings = [
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storage.name
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'Authorization=AAD'
+  }
+  {
+    name: 'KeyVaultUrl'
+    value: vaultUrl
+  }
+  {
+    name: 'TimerSchedule'
+    value: timerSchedule
+  }
+  {
+    name: 'CredentialMode'
+    value: credentialMode
+  }
+  {
+    name: 'AwsRegion'
+    value: awsRegion
+  }
+  {
+    name: 'SessionDurationSeconds'
+    value: string(sessionDurationSeconds)
+  }
+]
+
+// Versionless secret URIs the app reads (and, when it rotates the key, writes) itself - NOT
+// @Microsoft.KeyVault(...) references, which the platform caches for up to 24 h and which could
+// therefore not follow a key rotation.
+var sourceKeyAppSettings = usesSourceKey ? [
+  {
+    name: 'UsernameFromKeyVault'
+    value: '${vaultUrl}/secrets/${sourceAccessKeyIdSecretName}'
+  }
+  {
+    name: 'PasswordFromKeyVault'
+    value: '${vaultUrl}/secrets/${sourceSecretAccessKeySecretName}'
+  }
+  {
+    name: 'SourceKeyMaxAgeDays'
+    value: string(sourceKeyMaxAgeDays)
+  }
+] : []
+
+var roleAppSettings = empty(roleArn) ? [] : [
+  {
+    name: 'RoleArn'
+    value: roleArn
+  }
+]
+
+var webIdentityAppSettings = credentialMode == 'web-identity' ? [
+  {
+    name: 'WebIdentityAudience'
+    value: webIdentityAudience
+  }
+] : []
+
+var extraAppSettings = [for setting in items(additionalAppSettings): {
+  name: setting.key
+  value: string(setting.value)
+}]
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: appName
+  location: location
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  // checkov:skip=CKV_AZURE_222:HttpRotate must stay reachable for manual rotations; it requires a function key over HTTPS. Add access restrictions or a private endpoint if your callers allow it.
+  // checkov:skip=CKV_AZURE_17:Client certificates are not used: HttpRotate callers authenticate with a function key over HTTPS.
+  kind: 'functionapp,linux'
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero on demand (scaleAndConcurrency); a missed hourly run is retried by the next one, so no always-ready instance is paid for.
+  // checkov:skip=CKV_AZURE_213:No health check path: the instance scales to zero between runs and a failing rotation is caught by the TimerRotate alert instead.
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    clientCertEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: concat(baseAppSettings, sourceKeyAppSettings, roleAppSettings, webIdentityAppSettings, extraAppSettings)
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+  dependsOn: [
+    deploymentContainer
+  ]
+}
+
+// Basic (user name + password) publishing off for FTP and for the SCM site: deployments
+// authenticate with Entra ID (az / func use your login), so no publishing password exists to leak.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role assignments for the app's managed identity
+// ---------------------------------------------------------------------------------------------
+
+// Key Vault Secrets Officer at VAULT scope, not per secret - deliberately:
+// - The app must read AND write the two source secrets (a key rotation stores a new version)
+//   and write the four published ones (AccessKeyId, SecretAccessKey, SessionToken,
+//   AwsSessionCredentials), so it needs Secrets Officer on all six anyway.
+// - Per-secret scope needs the secrets to exist before the assignment. Creating them here as
+//   placeholders would be destructive: ARM has no "create if absent" for secrets, so every
+//   redeployment would write a new placeholder version over the real AWS key and over the
+//   published credentials.
+// - This vault is created for stsbridge alone and holds nothing else, so vault scope grants the
+//   app nothing beyond those secrets. Do not put unrelated secrets in it. Consumers are the
+//   opposite case: give them Key Vault Secrets User on the AwsSessionCredentials secret only
+//   (per-secret scope, after the first rotation created it) so they can never read the source
+//   key - docs/deploy.md shows the command.
+resource appSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, functionApp.id, roleKeyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultSecretsOfficer)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'stsbridge: read and rotate the AWS source key, publish the session credentials'
+  }
+}
+
+// Identity-based AzureWebJobsStorage and deployment storage (Flex Consumption's documented role;
+// the host keeps timer status, locks and function keys in blobs), scoped to this account only.
+resource appBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, roleStorageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageBlobDataOwner)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'stsbridge: Functions host storage and deployment package'
+  }
+}
+
+// Application Insights accepts only Entra-authenticated telemetry (DisableLocalAuth).
+resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, functionApp.id, roleMonitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleMonitoringMetricsPublisher)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'stsbridge: send telemetry to Application Insights'
+  }
+}
+
+// The person or group that stores the AWS source key: RBAC vaults refuse data-plane writes even
+// to subscription owners without a data role.
+resource operatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(vault.id, operatorPrincipalId, roleKeyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultSecretsOfficer)
+    principalId: operatorPrincipalId
+    description: 'stsbridge operator: store the AWS source key'
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts (log search alerts on Application Insights)
+// ---------------------------------------------------------------------------------------------
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailAddress)) {
+  name: actionGroupName
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'stsbridge'
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'operator'
+        emailAddress: alertEmailAddress
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+var alertActions = empty(alertEmailAddress) ? [] : [
+  resourceId('Microsoft.Insights/actionGroups', actionGroupName)
+]
+
+// A failed TimerRotate answers HTTP 500 on purpose (README "The functions"), so the execution is
+// recorded with success == false. Stateful (autoMitigate): one notification per incident,
+// resolved by the next successful hour.
+resource rotationFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-rotation-failed-${appName}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'stsbridge: TimerRotate failed (${appName})'
+    description: 'A scheduled rotation failed: nothing new was published. The failed execution\'s stderr traces name the step (read, mint, verify, publish) and the error.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | where operation_Name == "TimerRotate" and success == false'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: alertActions
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
+// The app warns when the published set has less than ExpiryWarningSeconds left ("warning: the
+// published credentials expire in 1200 s (ExpiryWarningSeconds is 1800)") or has expired:
+// consumers are about to fail, whatever the reason rotations did not replace the set.
+resource expiryWarningAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-credentials-expiring-${appName}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'stsbridge: published credentials expiring or expired (${appName})'
+    description: 'The credentials in AwsSessionCredentials are close to expiry or expired and were not replaced. Check the TimerRotate failures and run HttpRotate?force=true.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message has "published credentials" and (message contains "expire in" or message contains "have expired")'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: alertActions
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------
+
+@description('The Function App to publish to (func azure functionapp publish NAME).')
+output functionAppName string = functionApp.name
+
+@description('https://HOST/api/HttpRotate is the manual trigger.')
+output functionAppHostName string = functionApp.properties.defaultHostName
+
+@description('Where the source key goes and the session credentials are published.')
+output keyVaultName string = vault.name
+
+@description('The KeyVaultUrl consumers pass to stsbridge credential-process / export.')
+output keyVaultUri string = vault.properties.vaultUri
+
+@description('Object id of the app\'s managed identity: the sub condition of the AWS trust policy (ManagedIdentityObjectId of infra/aws/federation.yaml).')
+output principalId string = functionApp.identity.principalId
+
+@description('The Entra ID tenant: TenantId of infra/aws/federation.yaml.')
+output tenantId string = subscription().tenantId

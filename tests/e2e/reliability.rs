@@ -1,0 +1,249 @@
+//! Reliability under concurrency and faults (issue #8). Each test names the fault it injects;
+//! RELIABILITY.md maps them to what the system does.
+
+use std::time::Duration;
+
+use stsbridge::secrets::SessionCredentials;
+use testbed::{Fault, Rule, TestBed};
+
+use crate::support::{assert_no_secrets, run_cli, set_ids, settings, App};
+
+#[tokio::test]
+async fn two_hundred_concurrent_posts_make_exactly_one_mint() {
+    let bed = TestBed::start().await.unwrap();
+    bed.sts.faults.set_latency(Duration::from_millis(200));
+    let app = App::spawn(settings(&bed, &[], &[])).await;
+
+    let answers = futures::future::join_all((0..200).map(|i| {
+        let force: &[(&str, &str)] = if i % 2 == 0 {
+            &[("force", "true")]
+        } else {
+            &[]
+        };
+        app.http_rotate("POST", force, None)
+    }))
+    .await;
+
+    assert!(
+        answers.iter().all(|a| a.status == 200),
+        "{:?}",
+        answers.iter().find(|a| a.status != 200)
+    );
+    assert_eq!(bed.sts.minted().len(), 1);
+    assert_eq!(bed.sts.calls_of("GetSessionToken").len(), 1);
+}
+
+#[tokio::test]
+async fn two_instances_triggered_at_once_mint_at_most_twice_and_the_bundle_stays_whole() {
+    let bed = TestBed::start().await.unwrap();
+    bed.sts.faults.set_latency(Duration::from_millis(300));
+    let a = App::spawn(settings(&bed, &[], &[])).await;
+    let b = App::spawn(settings(&bed, &[], &[])).await;
+
+    let (ra, rb) = tokio::join!(
+        a.http_rotate("POST", &[], None),
+        b.http_rotate("POST", &[], None)
+    );
+    let (ta, tb) = tokio::join!(a.timer_rotate(), b.timer_rotate());
+
+    assert_eq!((ra.status, rb.status, ta.0, tb.0), (200, 200, 200, 200));
+    assert!(bed.sts.minted().len() <= 2, "{}", bed.sts.minted().len());
+    let bundle = bed.vault.latest("AwsSessionCredentials").unwrap();
+    let set =
+        SessionCredentials::from_process_json(&bundle.value).expect("the bundle is a whole set");
+    let minted = bed
+        .sts
+        .minted()
+        .into_iter()
+        .find(|m| m.access_key_id == set.access_key_id)
+        .unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        set.session_token.expose_secret(),
+        minted.session_token,
+        "the bundle's parts belong together"
+    );
+    // The timers found the set fresh: no third mint.
+    assert!(bed.sts.minted().len() <= 2);
+}
+
+#[tokio::test]
+async fn sts_throttling_and_dropped_connections_are_retried_but_auth_errors_are_not() {
+    let bed = TestBed::start().await.unwrap();
+    bed.sts.faults.add(
+        Rule::on(
+            "GetSessionToken",
+            Fault::error(400, "Throttling", "Rate exceeded"),
+        )
+        .times(1),
+    );
+    bed.sts
+        .faults
+        .add(Rule::on("GetSessionToken", Fault::Drop).times(1));
+    bed.sts.faults.add(
+        Rule::on(
+            "GetCallerIdentity",
+            Fault::error(503, "ServiceUnavailable", "try later"),
+        )
+        .times(1),
+    );
+    let app = App::spawn(settings(&bed, &[], &[])).await;
+
+    let answer = app.http_rotate("POST", &[], None).await;
+
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(bed.sts.calls_of("GetSessionToken").len(), 3);
+    assert_eq!(bed.sts.calls_of("GetCallerIdentity").len(), 2);
+
+    bed.sts.faults.add(Rule::on(
+        "GetSessionToken",
+        Fault::error(403, "SignatureDoesNotMatch", "bad signature"),
+    ));
+    bed.sts.clear_calls();
+    let refused = app.http_rotate("POST", &[("force", "true")], None).await;
+    assert_eq!(refused.status, 502);
+    assert!(refused.body["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("PasswordFromKeyVault"));
+    assert_eq!(
+        bed.sts.calls_of("GetSessionToken").len(),
+        1,
+        "auth errors are not retried"
+    );
+    assert_no_secrets(&bed, &[&app.all_text()]);
+}
+
+#[tokio::test]
+async fn key_vault_5xx_and_dropped_connections_are_retried() {
+    let bed = TestBed::start().await.unwrap();
+    bed.vault.faults.add(
+        Rule::on("set", Fault::error(503, "ServiceUnavailable", "busy"))
+            .named("SessionToken")
+            .times(1),
+    );
+    bed.vault.faults.add(
+        Rule::on("set", Fault::Drop)
+            .named("AwsSessionCredentials")
+            .times(1),
+    );
+    bed.vault
+        .faults
+        .add(Rule::on("get", Fault::error(500, "InternalServerError", "oops")).times(1));
+    let app = App::spawn(settings(&bed, &[], &[])).await;
+
+    let answer = app.http_rotate("POST", &[], None).await;
+
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(set_ids(&bed).iter().filter(|i| i.is_some()).count(), 4);
+}
+
+#[tokio::test]
+async fn a_rotation_that_cannot_finish_gives_up_within_its_budget() {
+    let bed = TestBed::start().await.unwrap();
+    bed.sts.faults.add(Rule::on(
+        "GetSessionToken",
+        Fault::Delay(Duration::from_secs(30)),
+    ));
+    let app = App::spawn(settings(&bed, &[("RotationTimeBudgetSeconds", "6")], &[])).await;
+
+    let started = std::time::Instant::now();
+    let answer = app.http_rotate("POST", &[], None).await;
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(bed.vault.latest("AwsSessionCredentials").is_none());
+}
+
+#[tokio::test]
+async fn a_failed_run_warns_that_the_published_set_is_about_to_expire() {
+    let bed = TestBed::start().await.unwrap();
+    let exp = chrono::Utc::now() + chrono::Duration::seconds(600);
+    let minted_at = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let bundle = format!(
+        r#"{{"Version":1,"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"x","SessionToken":"y","Expiration":"{}"}}"#,
+        exp.to_rfc3339()
+    );
+    bed.vault.seed_expiring(
+        "AwsSessionCredentials",
+        &bundle,
+        &[("minted-at", &minted_at)],
+        exp.timestamp(),
+    );
+    bed.sts.faults.add(Rule::on(
+        "GetSessionToken",
+        Fault::error(503, "ServiceUnavailable", "down"),
+    ));
+    let mut app = App::spawn(settings(&bed, &[("RotationTimeBudgetSeconds", "12")], &[])).await;
+
+    let (status, _) = app.timer_rotate().await;
+    let state = app.http_rotate("GET", &[], None).await;
+
+    assert_eq!(status, 500);
+    assert!(
+        app.stderr()
+            .contains("warning: the published credentials expire in"),
+        "{}",
+        app.stderr()
+    );
+    assert!(
+        state.body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("expire in"),
+        "{state:?}"
+    );
+    assert!(app.is_running());
+}
+
+#[tokio::test]
+async fn expired_versions_are_disabled_after_a_publish_keeping_the_newest() {
+    let bed = TestBed::start().await.unwrap();
+    let past = chrono::Utc::now().timestamp() - 60;
+    let future = chrono::Utc::now().timestamp() + 3600;
+    let mut expired = vec![];
+    for name in [
+        "AwsSessionCredentials",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+    ] {
+        expired.push((name, bed.vault.seed_expiring(name, "old", &[], past)));
+        expired.push((name, bed.vault.seed_expiring(name, "old", &[], past)));
+    }
+    let still_valid = bed
+        .vault
+        .seed_expiring("SessionToken", "still-valid", &[], future);
+
+    let out = run_cli(
+        &settings(&bed, &[("KeepEnabledVersions", "1")], &[]),
+        &["rotate", "--force"],
+    )
+    .await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for (name, version) in expired {
+        let v = bed
+            .vault
+            .versions(name)
+            .into_iter()
+            .find(|v| v.version == version)
+            .unwrap();
+        assert!(!v.enabled, "{name}/{version} should be disabled");
+    }
+    let valid = bed
+        .vault
+        .versions("SessionToken")
+        .into_iter()
+        .find(|v| v.version == still_valid)
+        .unwrap();
+    assert!(
+        valid.enabled,
+        "a version whose credentials are still valid stays enabled"
+    );
+    assert!(bed.vault.latest("SessionToken").unwrap().enabled);
+}

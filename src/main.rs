@@ -43,6 +43,9 @@ enum Command {
         /// Mint even if the published set is fresh.
         #[arg(long)]
         force: bool,
+        /// Rotate the IAM user's own access key now (then mint with the new one).
+        #[arg(long)]
+        rotate_source_key: bool,
     },
     /// Validate the settings and say what a rotation would do, without minting.
     Check {
@@ -147,7 +150,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve().await,
-            Command::Rotate { force, .. } => rotate(force).await,
+            Command::Rotate {
+                force,
+                rotate_source_key,
+                ..
+            } => rotate(force, rotate_source_key).await,
             Command::Check { .. } => check().await,
             Command::Show { bundle } => show(bundle).await,
             Command::CredentialProcess {
@@ -240,14 +247,19 @@ fn load() -> anyhow::Result<Settings> {
     })
 }
 
-async fn rotate(force: bool) -> anyhow::Result<ExitCode> {
+async fn rotate(force: bool, rotate_source_key: bool) -> anyhow::Result<ExitCode> {
     stsbridge::logging::init_for_cli(true);
     let settings = load()?;
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
     let service = Arc::new(RotationService::new(settings).await?);
-    let outcome = service.rotate(Request { force }).await;
+    let outcome = service
+        .rotate(Request {
+            force: force || rotate_source_key,
+            rotate_source_key,
+        })
+        .await;
     service.settle().await;
     match outcome.as_ref() {
         Ok(report) => {

@@ -70,6 +70,20 @@ pub struct SourceKeys {
     pub settings: (&'static str, &'static str),
 }
 
+impl SourceKeys {
+    /// The versionless secrets both halves live in, when a rotated key can be written back there.
+    pub fn writable(&self) -> Option<(SecretRef, SecretRef)> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (SourceValue::KeyVault(id, _), SourceValue::KeyVault(secret, _))
+                if id.version.is_none() && secret.version.is_none() =>
+            {
+                Some((id.clone(), secret.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Where the minted credentials are published.
 #[derive(Clone, Debug)]
 pub struct Targets {
@@ -257,12 +271,18 @@ pub struct Settings {
     pub targets: Targets,
     pub region: String,
     pub sts_endpoint: Option<String>,
+    pub iam_endpoint: Option<String>,
     pub session_duration_secs: u64,
     pub min_rotation_interval: Duration,
     pub expiry_warning: Duration,
     pub rotation_time_budget: Duration,
     pub keep_enabled_versions: usize,
     pub max_invocation_bytes: usize,
+    /// Rotate the IAM user's key when it is this old (0: never).
+    pub source_key_max_age_days: u64,
+    pub source_key_delete_foreign: bool,
+    pub source_key_delete_after_hours: u64,
+    pub source_key_propagation: Duration,
     /// Things that are allowed but worth saying (printed at start-up and by `check`).
     pub warnings: Vec<String>,
 }
@@ -511,6 +531,16 @@ impl Settings {
             }
         }
 
+        let iam_endpoint = r
+            .get("AWS_ENDPOINT_URL_IAM")
+            .or_else(|| r.get("AWS_ENDPOINT_URL"))
+            .map(str::to_string);
+        if let Some(e) = &iam_endpoint {
+            if Url::parse(e).is_err() {
+                r.error("AWS_ENDPOINT_URL_IAM", format!("'{e}' is not a URL"));
+            }
+        }
+
         let (min, max) = mode
             .as_ref()
             .map(Mode::duration_bounds)
@@ -543,6 +573,11 @@ impl Settings {
         let keep_enabled_versions = r.number("KeepEnabledVersions", 2, 1, 100) as usize;
         let max_invocation_bytes =
             r.number("MaxInvocationBytes", 1024 * 1024, 1024, 64 * 1024 * 1024) as usize;
+        let source_key_max_age_days = r.number("SourceKeyMaxAgeDays", 90, 0, 3650);
+        let source_key_delete_foreign = r.boolean("SourceKeyDeleteForeignKey", false);
+        let source_key_delete_after_hours = r.number("SourceKeyDeleteAfterHours", 24, 0, 24 * 365);
+        let source_key_propagation =
+            Duration::from_secs(r.number("SourceKeyPropagationSeconds", 30, 0, 600));
 
         let identity = AzureIdentity::from_map(map);
         if matches!(identity, AzureIdentity::ManagedIdentity { .. })
@@ -552,6 +587,15 @@ impl Settings {
                 "IDENTITY_HEADER",
                 "is required with IDENTITY_ENDPOINT (managed identity)",
             );
+        }
+
+        if let Some(source) = mode.as_ref().and_then(Mode::source) {
+            if source.writable().is_none() && source_key_max_age_days > 0 {
+                r.warnings.push(format!(
+                    "SourceKeyMaxAgeDays is {source_key_max_age_days}, but {} and {} are given as values or pinned versions: stsbridge cannot write a new key back, so the IAM user's key is not rotated. Give them as versionless secret URIs (or Key Vault references) to have it rotated, or set SourceKeyMaxAgeDays=0 to silence this",
+                    source.settings.0, source.settings.1
+                ));
+            }
         }
 
         if !r.errors.is_empty() {
@@ -565,12 +609,17 @@ impl Settings {
             targets,
             region,
             sts_endpoint,
+            iam_endpoint,
             session_duration_secs,
             min_rotation_interval,
             expiry_warning,
             rotation_time_budget,
             keep_enabled_versions,
             max_invocation_bytes,
+            source_key_max_age_days,
+            source_key_delete_foreign,
+            source_key_delete_after_hours,
+            source_key_propagation,
             warnings: r.warnings,
         })
     }

@@ -5,75 +5,20 @@
 //! from the SDK's default chain (`no_credentials`), so a stray `AWS_ACCESS_KEY_ID` in the app's
 //! environment can never be used by mistake. `AssumeRoleWithWebIdentity` is sent unsigned.
 //!
-//! Errors are mapped to [`StsError`] here, once, from the error *metadata* only: SDK errors are
+//! Errors are mapped to [`AwsError`] here, once, from the error *metadata* only: SDK errors are
 //! never formatted with `Debug`, because a response that failed to parse would print its raw body,
 //! which may hold credentials.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use aws_sdk_sts::config::http::HttpResponse;
-use aws_sdk_sts::config::{Credentials, Region};
-use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::{map_error, AwsError};
 use crate::secrets::{AwsKeys, MintedCredentials, SessionCredentials};
 use crate::settings::AssumeRoleOptions;
-
-/// Why STS did not give us what we asked for.
-#[derive(Debug, thiserror::Error)]
-pub enum StsError {
-    /// STS answered with an error (`code` is AWS's, e.g. `InvalidClientTokenId`).
-    #[error("STS refused {action}: {code}: {message}")]
-    Refused {
-        action: &'static str,
-        code: String,
-        message: String,
-        status: u16,
-    },
-    /// No answer: connection refused, DNS, or timeout.
-    #[error("STS unreachable for {action}: {message}")]
-    Unreachable {
-        action: &'static str,
-        message: String,
-    },
-    /// An answer we could not use.
-    #[error("unexpected answer from STS to {action}: {message}")]
-    Unexpected {
-        action: &'static str,
-        message: String,
-    },
-}
-
-impl StsError {
-    pub fn code(&self) -> &str {
-        match self {
-            StsError::Refused { code, .. } => code,
-            StsError::Unreachable { .. } => "Unreachable",
-            StsError::Unexpected { .. } => "UnexpectedResponse",
-        }
-    }
-
-    /// Throttling and server-side failures; auth errors are not transient.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            StsError::Refused { code, status, .. } => {
-                *status >= 500
-                    || matches!(
-                        code.as_str(),
-                        "Throttling"
-                            | "ThrottlingException"
-                            | "RequestLimitExceeded"
-                            | "ServiceUnavailable"
-                            | "InternalFailure"
-                    )
-            }
-            StsError::Unreachable { .. } => true,
-            StsError::Unexpected { .. } => false,
-        }
-    }
-}
 
 /// Who a set of credentials belongs to.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -90,33 +35,8 @@ pub struct Sts {
 }
 
 impl Sts {
-    /// `attempt_timeout` bounds each try; `budget` bounds a call with all its retries. Retries
-    /// are the SDK's standard mode (exponential backoff with jitter) for throttling, 5xx and
-    /// connection errors; authentication errors are never retried.
-    pub async fn new(
-        region: &str,
-        endpoint: Option<&str>,
-        attempt_timeout: Duration,
-        budget: Duration,
-    ) -> Self {
-        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .no_credentials()
-            .retry_config(
-                aws_config::retry::RetryConfig::standard()
-                    .with_max_attempts(4)
-                    .with_initial_backoff(Duration::from_millis(500)),
-            )
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(attempt_timeout)
-                    .operation_timeout(budget)
-                    .build(),
-            )
-            .load()
-            .await;
-        let mut base = aws_sdk_sts::config::Builder::from(&sdk_config);
+    pub fn new(sdk_config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Self {
+        let mut base = aws_sdk_sts::config::Builder::from(sdk_config);
         if let Some(endpoint) = endpoint {
             base = base.endpoint_url(endpoint);
         }
@@ -146,7 +66,7 @@ impl Sts {
         &self,
         keys: &AwsKeys,
         duration_secs: u64,
-    ) -> Result<MintedCredentials, StsError> {
+    ) -> Result<MintedCredentials, AwsError> {
         const ACTION: &str = "GetSessionToken";
         let out = self
             .signed_by(keys)
@@ -166,7 +86,7 @@ impl Sts {
         session_name: &str,
         options: &AssumeRoleOptions,
         duration_secs: u64,
-    ) -> Result<MintedCredentials, StsError> {
+    ) -> Result<MintedCredentials, AwsError> {
         const ACTION: &str = "AssumeRole";
         let mut request = self
             .signed_by(keys)
@@ -185,7 +105,7 @@ impl Sts {
                 .key(k)
                 .value(v)
                 .build()
-                .map_err(|e| StsError::Unexpected {
+                .map_err(|e| AwsError::Unexpected {
                     action: ACTION,
                     message: e.to_string(),
                 })?;
@@ -203,7 +123,7 @@ impl Sts {
         session_name: &str,
         token: &SecretString,
         duration_secs: u64,
-    ) -> Result<MintedCredentials, StsError> {
+    ) -> Result<MintedCredentials, AwsError> {
         const ACTION: &str = "AssumeRoleWithWebIdentity";
         let out = self
             .client(None)
@@ -223,7 +143,7 @@ impl Sts {
     pub async fn caller_identity(
         &self,
         creds: &SessionCredentials,
-    ) -> Result<CallerIdentity, StsError> {
+    ) -> Result<CallerIdentity, AwsError> {
         const ACTION: &str = "GetCallerIdentity";
         let expiry: SystemTime = creds.expiration.into();
         let client = self.client(Some(Credentials::new(
@@ -237,7 +157,7 @@ impl Sts {
     }
 
     /// `GetCallerIdentity` signed with the IAM user's key.
-    pub async fn source_identity(&self, keys: &AwsKeys) -> Result<CallerIdentity, StsError> {
+    pub async fn source_identity(&self, keys: &AwsKeys) -> Result<CallerIdentity, AwsError> {
         self.identity("GetCallerIdentity", self.signed_by(keys))
             .await
     }
@@ -246,7 +166,7 @@ impl Sts {
         &self,
         action: &'static str,
         client: aws_sdk_sts::Client,
-    ) -> Result<CallerIdentity, StsError> {
+    ) -> Result<CallerIdentity, AwsError> {
         let out = client
             .get_caller_identity()
             .send()
@@ -264,9 +184,9 @@ fn minted(
     action: &'static str,
     credentials: Option<&aws_sdk_sts::types::Credentials>,
     assumed_role_arn: Option<String>,
-) -> Result<MintedCredentials, StsError> {
+) -> Result<MintedCredentials, AwsError> {
     let Some(c) = credentials else {
-        return Err(StsError::Unexpected {
+        return Err(AwsError::Unexpected {
             action,
             message: "the answer holds no credentials".into(),
         });
@@ -274,7 +194,7 @@ fn minted(
     let exp = c.expiration();
     let expiration =
         DateTime::<Utc>::from_timestamp(exp.secs(), exp.subsec_nanos()).ok_or_else(|| {
-            StsError::Unexpected {
+            AwsError::Unexpected {
                 action,
                 message: "the credentials' expiration is out of range".into(),
             }
@@ -288,50 +208,4 @@ fn minted(
         },
         assumed_role_arn,
     })
-}
-
-/// Maps an SDK error from its metadata only (see the module docs for why).
-pub(crate) fn map_error<E>(action: &'static str, error: SdkError<E, HttpResponse>) -> StsError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match &error {
-        SdkError::ServiceError(service) => {
-            let err = service.err();
-            StsError::Refused {
-                action,
-                code: err.code().unwrap_or("Unknown").to_string(),
-                message: err.message().unwrap_or("no message").to_string(),
-                status: service.raw().status().as_u16(),
-            }
-        }
-        SdkError::TimeoutError(_) => StsError::Unreachable {
-            action,
-            message: "timed out".into(),
-        },
-        SdkError::DispatchFailure(failure) => StsError::Unreachable {
-            action,
-            message: if failure.is_timeout() {
-                "timed out".into()
-            } else {
-                // The connector error chain names the endpoint and the OS error; no payload.
-                let mut chain = String::from("could not send the request");
-                let mut source = std::error::Error::source(&error);
-                while let Some(s) = source {
-                    chain.push_str(": ");
-                    chain.push_str(&s.to_string());
-                    source = s.source();
-                }
-                chain
-            },
-        },
-        SdkError::ResponseError(_) => StsError::Unexpected {
-            action,
-            message: "the answer could not be read".into(),
-        },
-        _ => StsError::Unexpected {
-            action,
-            message: "the request could not be built".into(),
-        },
-    }
 }

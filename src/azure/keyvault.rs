@@ -291,6 +291,32 @@ impl Vaults {
         Ok(out)
     }
 
+    /// Replaces the tags of one version (no new version is created).
+    pub async fn update_tags(
+        &self,
+        secret: &SecretRef,
+        version: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), VaultError> {
+        let client = self.client(secret)?;
+        let parameters = UpdateSecretPropertiesParameters {
+            tags: Some(tags.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let content = parameters
+            .try_into()
+            .map_err(|e| map_error("tag", secret, e))?;
+        let options = SecretClientUpdateSecretPropertiesOptions {
+            secret_version: Some(version.to_string()),
+            ..Default::default()
+        };
+        client
+            .update_secret_properties(&secret.name, content, Some(options))
+            .await
+            .map_err(|e| map_error("tag", secret, e))?;
+        Ok(())
+    }
+
     /// Disables one version (its value stays, but nobody can read it).
     pub async fn disable(&self, secret: &SecretRef, version: &str) -> Result<(), VaultError> {
         let client = self.client(secret)?;

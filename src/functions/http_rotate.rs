@@ -74,28 +74,33 @@ async fn respond(state: &AppState, req: &HttpRequest) -> serde_json::Value {
     }
 }
 
-/// `force` from the query (`true`/`false`/`1`/`0`/`yes`/`no`, or present without a value), or a
-/// JSON body `{"force": bool}`.
+/// `force` and `rotateSourceKey` from the query (`true`/`false`/`1`/`0`/`yes`/`no`, or present
+/// without a value), or from a JSON body `{"force": bool, "rotateSourceKey": bool}`. Rotating the
+/// source key also mints.
 pub fn parse_request(req: &HttpRequest) -> Result<Request, String> {
-    if let Some(raw) = req.query.get("force") {
-        return Ok(Request {
-            force: parse_flag("force", raw)?,
-        });
-    }
-    let Some(body) = req.body.as_deref().filter(|b| !b.trim().is_empty()) else {
-        return Ok(Request::default());
+    let body: Option<serde_json::Value> = match req.body.as_deref().filter(|b| !b.trim().is_empty())
+    {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+            "the request body must be JSON like {\"force\": true}, or empty".to_string()
+        })?),
     };
-    let value: serde_json::Value = serde_json::from_str(body).map_err(|_| {
-        "the request body must be JSON like {\"force\": true}, or empty".to_string()
-    })?;
-    match value.get("force") {
-        None | Some(serde_json::Value::Null) => Ok(Request::default()),
-        Some(serde_json::Value::Bool(b)) => Ok(Request { force: *b }),
-        Some(serde_json::Value::String(s)) => Ok(Request {
-            force: parse_flag("force", s)?,
-        }),
-        Some(other) => Err(format!("force must be true or false, not {other}")),
-    }
+    let flag = |name: &str| -> Result<bool, String> {
+        if let Some(raw) = req.query.get(&name.to_ascii_lowercase()) {
+            return parse_flag(name, raw);
+        }
+        match body.as_ref().and_then(|b| b.get(name)) {
+            None | Some(serde_json::Value::Null) => Ok(false),
+            Some(serde_json::Value::Bool(b)) => Ok(*b),
+            Some(serde_json::Value::String(s)) => parse_flag(name, s),
+            Some(other) => Err(format!("{name} must be true or false, not {other}")),
+        }
+    };
+    let rotate_source_key = flag("rotateSourceKey")?;
+    Ok(Request {
+        force: flag("force")? || rotate_source_key,
+        rotate_source_key,
+    })
 }
 
 fn parse_flag(name: &str, raw: &str) -> Result<bool, String> {

@@ -36,7 +36,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response 
         Ok(s) => s.clone(),
         Err(errors) => return failed(&Failure::settings(errors)),
     };
-    let outcome = service.rotate(Request { force: false }).await;
+    let outcome = service.rotate(Request::default()).await;
     match outcome.as_ref() {
         Ok(report) => {
             let mut logs = report.log_lines();

@@ -13,6 +13,7 @@
 
 pub mod decide;
 pub mod report;
+pub mod source_key;
 pub mod tags;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use crate::aws::sts::{Sts, StsError};
+use crate::aws::sts::Sts;
+use crate::aws::AwsError;
 use crate::azure::keyvault::{NewVersion, StoredSecret, VaultError, VaultOptions, Vaults};
 use crate::azure::reference::SecretRef;
 use crate::secrets::{AwsKeys, MintedCredentials, SessionCredentials};
@@ -41,6 +43,15 @@ pub type Outcome = Arc<Result<Report, Failure>>;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Request {
     pub force: bool,
+    /// Rotate the IAM user's own key now (and mint with the new one).
+    pub rotate_source_key: bool,
+}
+
+impl Request {
+    /// Whether a run for `self` also does everything `other` asks for.
+    fn covers(&self, other: &Request) -> bool {
+        self.rotate_source_key || !other.rotate_source_key
+    }
 }
 
 /// The rotation service: settings, adapters, and the run in flight.
@@ -48,8 +59,9 @@ pub struct RotationService {
     pub settings: Settings,
     vaults: Vaults,
     sts: Sts,
+    iam: crate::aws::iam::Iam,
     web_identity: Option<Arc<dyn TokenCredential>>,
-    inflight: Mutex<Option<Shared<BoxFuture<'static, Outcome>>>>,
+    inflight: Mutex<Option<(Request, Shared<BoxFuture<'static, Outcome>>)>>,
     hygiene: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -115,16 +127,18 @@ impl RotationService {
             }),
             _ => None,
         };
-        let sts = Sts::new(
+        let aws = crate::aws::sdk_config(
             &settings.region,
-            settings.sts_endpoint.as_deref(),
             std::time::Duration::from_secs(20),
             settings.rotation_time_budget / 3,
         )
         .await;
+        let sts = Sts::new(&aws, settings.sts_endpoint.as_deref());
+        let iam = crate::aws::iam::Iam::new(&aws, settings.iam_endpoint.as_deref());
         Ok(Self {
             vaults: Vaults::new(credential, vault_options, http),
             sts,
+            iam,
             web_identity,
             settings,
             inflight: Mutex::default(),
@@ -132,41 +146,48 @@ impl RotationService {
         })
     }
 
-    /// Runs a rotation, or joins the one in flight.
+    /// Runs a rotation, or joins the one in flight. A trigger joins whatever run is in flight
+    /// (forced or not); one that asks for more (rotating the source key) waits for it to end and
+    /// then runs.
     pub async fn rotate(self: &Arc<Self>, request: Request) -> Outcome {
-        let run = {
-            let mut inflight = self.inflight.lock().expect("no panics while held");
-            match inflight.as_ref() {
-                Some(run) => run.clone(),
-                None => {
-                    let me = self.clone();
-                    let run = async move {
-                        let budget = me.settings.rotation_time_budget;
-                        let outcome = match tokio::time::timeout(budget, me.run(request)).await {
-                            Ok(result) => result,
-                            Err(_) => Err(Failure::new(
-                                Step::Publish,
-                                Kind::Unreachable,
-                                "Timeout",
-                                format!(
-                                    "the rotation did not finish within RotationTimeBudgetSeconds ({} s)",
-                                    budget.as_secs()
-                                ),
-                            )),
-                        };
-                        *me.inflight.lock().expect("no panics while held") = None;
-                        Arc::new(outcome)
+        loop {
+            let (joined, run) = {
+                let mut inflight = self.inflight.lock().expect("no panics while held");
+                match inflight.as_ref() {
+                    Some((running, run)) => (running.covers(&request), run.clone()),
+                    None => {
+                        let me = self.clone();
+                        let run = async move {
+                            let budget = me.settings.rotation_time_budget;
+                            let outcome = match tokio::time::timeout(budget, me.run(request)).await {
+                                Ok(result) => result,
+                                Err(_) => Err(Failure::new(
+                                    Step::Publish,
+                                    Kind::Unreachable,
+                                    "Timeout",
+                                    format!(
+                                        "the rotation did not finish within RotationTimeBudgetSeconds ({} s)",
+                                        budget.as_secs()
+                                    ),
+                                )),
+                            };
+                            *me.inflight.lock().expect("no panics while held") = None;
+                            Arc::new(outcome)
+                        }
+                        .boxed()
+                        .shared();
+                        *inflight = Some((request, run.clone()));
+                        // Driven by its own task, so it completes even if every caller goes away.
+                        tokio::spawn(run.clone());
+                        (true, run)
                     }
-                    .boxed()
-                    .shared();
-                    *inflight = Some(run.clone());
-                    // Driven by its own task, so it completes even if every caller goes away.
-                    tokio::spawn(run.clone());
-                    run
                 }
+            };
+            let outcome = run.await;
+            if joined {
+                return outcome;
             }
-        };
-        run.await
+        }
     }
 
     /// One run; a failure says so when the published set is about to expire (no silent expiry
@@ -222,6 +243,14 @@ impl RotationService {
         let current = current?;
         let token = token?;
         let now = Utc::now();
+        let mut plan = match source {
+            Some(read) => Some(
+                self.prepare_source_key(read, request.rotate_source_key, now)
+                    .await?,
+            ),
+            None => None,
+        };
+        let source = plan.as_ref().map(|p| p.keys.clone());
         let wanted = s.fingerprint(source.as_ref().map(|k| k.access_key_id.as_str()));
         let bundle = current.as_ref().and_then(|c| c.bundle_published());
         *published_expiry = bundle.as_ref().and_then(|b| b.expires);
@@ -235,7 +264,9 @@ impl RotationService {
         let reason = match decision {
             Decision::Fresh(reason) => {
                 let current = current.expect("fresh implies a current set");
-                return self.fresh(reason, current, started).await;
+                let mut report = self.fresh(reason, current, started).await?;
+                self.finish_plan(plan.as_mut(), &mut report, now).await;
+                return Ok(report);
             }
             Decision::Rotate(reason) => reason,
         };
@@ -246,7 +277,7 @@ impl RotationService {
             .caller_identity(&minted.credentials)
             .await
             .map_err(|e| {
-                Failure::from_sts(Step::Verify, &e)
+                Failure::from_aws(Step::Verify, &e)
                     .with_hint("the new credentials did not work; nothing was published")
             })?;
         if let Some(role) = &minted.assumed_role_arn {
@@ -274,12 +305,27 @@ impl RotationService {
         );
         set_tags.insert(tags::CALLER_ARN.into(), tags::value(&caller.arn));
         let versions = self.publish(&minted.credentials, &set_tags).await?;
-        Ok(
-            self.report(true, reason, &minted.credentials, versions, started, |r| {
-                r.assumed_role_arn = minted.assumed_role_arn.clone();
-                r.caller_arn = Some(caller.arn.clone());
-            }),
-        )
+        let mut report = self.report(true, reason, &minted.credentials, versions, started, |r| {
+            r.assumed_role_arn = minted.assumed_role_arn.clone();
+            r.caller_arn = Some(caller.arn.clone());
+        });
+        self.finish_plan(plan.as_mut(), &mut report, now).await;
+        Ok(report)
+    }
+
+    /// The source-key steps that follow a publish; their outcome goes into the report.
+    async fn finish_plan(
+        &self,
+        plan: Option<&mut source_key::Plan>,
+        report: &mut Report,
+        now: DateTime<Utc>,
+    ) {
+        let Some(plan) = plan else { return };
+        let warnings = self.finish_source_key(plan, now).await;
+        report.warnings.extend(warnings);
+        if !plan.report.actions.is_empty() {
+            report.source_key = Some(plan.report.clone());
+        }
     }
 
     /// An unforced run that found the set fresh: repair out-of-step secrets from the bundle.
@@ -485,26 +531,38 @@ impl RotationService {
     }
 
     /// Reads the IAM user's key (both halves concurrently when they are in a vault).
-    async fn read_source(&self) -> Result<Option<AwsKeys>, Failure> {
+    async fn read_source(&self) -> Result<Option<source_key::SourceRead>, Failure> {
         let Some(source) = self.settings.mode.source() else {
             return Ok(None);
         };
         let (id, secret) = tokio::join!(
-            self.resolve(&source.access_key_id, source.settings.0),
-            self.resolve(&source.secret_access_key, source.settings.1),
+            self.resolve_stored(&source.access_key_id, source.settings.0),
+            self.resolve_stored(&source.secret_access_key, source.settings.1),
         );
-        let id = id?;
-        let secret = secret?;
-        Ok(Some(AwsKeys {
-            access_key_id: id.expose_secret().trim().to_string(),
-            secret_access_key: secret,
+        let (id_value, id) = id?;
+        let (secret_value, secret) = secret?;
+        Ok(Some(source_key::SourceRead {
+            keys: AwsKeys {
+                access_key_id: id_value.expose_secret().trim().to_string(),
+                secret_access_key: secret_value,
+            },
+            id,
+            secret,
         }))
     }
 
-    /// A source value: as given, or read from Key Vault.
     async fn resolve(&self, value: &SourceValue, setting: &str) -> Result<SecretString, Failure> {
+        self.resolve_stored(value, setting).await.map(|(v, _)| v)
+    }
+
+    /// A source value: as given, or read from Key Vault (then with its version and tags).
+    async fn resolve_stored(
+        &self,
+        value: &SourceValue,
+        setting: &str,
+    ) -> Result<(SecretString, Option<StoredSecret>), Failure> {
         let r = match value {
-            SourceValue::Plain(v) => return Ok(v.clone()),
+            SourceValue::Plain(v) => return Ok((v.clone(), None)),
             SourceValue::KeyVault(r, _) => r,
         };
         let stored = self.vaults.get(r).await.map_err(|e| {
@@ -527,7 +585,7 @@ impl RotationService {
                 format!("{setting} ({r}) is empty"),
             ));
         }
-        Ok(stored.value)
+        Ok((stored.value.clone(), Some(stored)))
     }
 
     /// The claims of the Entra ID token web-identity mode would send (never the token): what
@@ -638,7 +696,7 @@ impl RotationService {
             _ => unreachable!("read_source and web_identity_token follow the mode"),
         };
         result.map_err(|e| {
-            let f = Failure::from_sts(Step::Mint, &e);
+            let f = Failure::from_aws(Step::Mint, &e);
             match mint_hint(&s.mode, d, &e) {
                 Some(h) => f.with_hint(h),
                 None => f,
@@ -861,8 +919,8 @@ fn kind_name(settings: &Settings) -> &'static str {
 }
 
 /// Which side to fix, for the errors users actually meet.
-fn mint_hint(mode: &Mode, duration: u64, e: &StsError) -> Option<String> {
-    let StsError::Refused { code, message, .. } = e else {
+fn mint_hint(mode: &Mode, duration: u64, e: &AwsError) -> Option<String> {
+    let AwsError::Refused { code, message, .. } = e else {
         return None;
     };
     let source_settings = |s: &SourceKeys| s.settings;

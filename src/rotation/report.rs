@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::aws::sts::StsError;
+use crate::aws::AwsError;
 use crate::azure::keyvault::VaultError;
 use crate::settings::SettingsErrors;
 
@@ -31,6 +31,8 @@ pub struct Report {
     pub caller_arn: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repaired: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<super::source_key::SourceKeyReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub duration_ms: u64,
@@ -52,6 +54,9 @@ impl Report {
         if !self.repaired.is_empty() {
             lines.push(format!("repaired: {}", self.repaired.join(", ")));
         }
+        if let Some(k) = &self.source_key {
+            lines.extend(k.actions.iter().map(|a| format!("source key: {a}")));
+        }
         lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
         lines.push(format!("took {} ms", self.duration_ms));
         lines
@@ -67,6 +72,7 @@ pub enum Step {
     ReadSource,
     ReadCurrent,
     Token,
+    SourceKey,
     Mint,
     Verify,
     Publish,
@@ -147,9 +153,9 @@ impl Failure {
         Self::new(step, kind, e.code(), format!("{context}: {e}"))
     }
 
-    pub fn from_sts(step: Step, e: &StsError) -> Self {
+    pub fn from_aws(step: Step, e: &AwsError) -> Self {
         let kind = match e {
-            StsError::Unreachable { .. } => Kind::Unreachable,
+            AwsError::Unreachable { .. } => Kind::Unreachable,
             _ => Kind::Upstream,
         };
         Self::new(step, kind, e.code(), e.to_string())

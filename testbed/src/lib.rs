@@ -245,6 +245,75 @@ impl TestBed {
     }
 }
 
+impl TestBed {
+    /// The IAM user's access keys as moto holds them: `(id, status)`, e.g. `("AKIA…", "Active")`.
+    pub async fn access_keys(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let text = moto_iam(
+            &self.moto.url,
+            &format!(
+                "Action=ListAccessKeys&Version=2010-05-08&UserName={}",
+                self.source.user_name
+            ),
+        )
+        .await?;
+        let mut out = vec![];
+        for member in text.split("<member>").skip(1) {
+            let field = |tag: &str| {
+                let open = format!("<{tag}>");
+                member.find(&open).and_then(|i| {
+                    let rest = &member[i + open.len()..];
+                    rest.find('<').map(|j| rest[..j].to_string())
+                })
+            };
+            if let (Some(id), Some(status)) = (field("AccessKeyId"), field("Status")) {
+                out.push((id, status));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a second access key to the IAM user directly in moto (not through the front, so it
+    /// is not a call of the app's); `active` false makes it inactive. Returns its id and secret.
+    pub async fn add_access_key(&self, active: bool) -> anyhow::Result<(String, String)> {
+        let user = &self.source.user_name;
+        let text = moto_iam(
+            &self.moto.url,
+            &format!("Action=CreateAccessKey&Version=2010-05-08&UserName={user}"),
+        )
+        .await?;
+        let get = |tag: &str| -> anyhow::Result<String> {
+            let open = format!("<{tag}>");
+            let start = text.find(&open).context("no key in the answer")? + open.len();
+            let end = start + text[start..].find('<').context("truncated answer")?;
+            Ok(text[start..end].to_string())
+        };
+        let (id, secret) = (get("AccessKeyId")?, get("SecretAccessKey")?);
+        if !active {
+            moto_iam(
+                &self.moto.url,
+                &format!("Action=UpdateAccessKey&Version=2010-05-08&UserName={user}&AccessKeyId={id}&Status=Inactive"),
+            )
+            .await?;
+        }
+        Ok((id, secret))
+    }
+}
+
+async fn moto_iam(moto_url: &str, body: &str) -> anyhow::Result<String> {
+    let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00";
+    let r = reqwest::Client::new()
+        .post(format!("{moto_url}/"))
+        .header("authorization", auth)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = r.status();
+    let text = r.text().await?;
+    anyhow::ensure!(status.is_success(), "{body}: {text}");
+    Ok(text)
+}
+
 /// Access key ids are identifiers, not secrets (AWS prints them in consoles and logs).
 fn looks_like_access_key_id(v: &str) -> bool {
     (v.starts_with("AKIA") || v.starts_with("ASIA"))

@@ -9,7 +9,10 @@
 //!   and be unexpired (`InvalidClientTokenId`, `ExpiredToken`), and `GetCallerIdentity` with it
 //!   answers the identity it was minted for;
 //! - can refuse long-lived keys it was not told about (`InvalidClientTokenId`);
-//! - records every call (action, signing access key id, parameters, timing).
+//! - records every call (action, signing access key id, parameters, timing);
+//! - follows IAM's key life cycle, which moto does not enforce: a key made by `CreateAccessKey`
+//!   is refused (`InvalidClientTokenId`) for a configurable propagation delay, as AWS does for
+//!   seconds after creation; deactivated and deleted keys are refused until reactivated.
 //!
 //! IAM calls reach moto through the same front (moto serves both on one port).
 
@@ -61,6 +64,15 @@ pub struct StsFront {
     minted: Mutex<HashMap<String, Minted>>,
     /// When set, long-lived keys (not minted here) outside this set are refused.
     known_keys: Mutex<Option<HashSet<String>>>,
+    lifecycle: Mutex<KeyLifecycle>,
+}
+
+/// What the front knows of IAM keys' state (see the module docs).
+#[derive(Debug, Default)]
+struct KeyLifecycle {
+    propagation: std::time::Duration,
+    usable_after: HashMap<String, Instant>,
+    revoked: HashSet<String>,
 }
 
 impl StsFront {
@@ -72,6 +84,7 @@ impl StsFront {
             calls: Mutex::default(),
             minted: Mutex::default(),
             known_keys: Mutex::default(),
+            lifecycle: Mutex::default(),
         })
     }
 
@@ -109,6 +122,52 @@ impl StsFront {
             } else {
                 set.remove(key);
             }
+        }
+    }
+}
+
+impl StsFront {
+    /// How long a key made by `CreateAccessKey` is refused before it works (default: at once).
+    pub fn set_key_propagation(&self, delay: std::time::Duration) {
+        self.lifecycle.lock().unwrap().propagation = delay;
+    }
+
+    fn key_refused(&self, key: &str) -> bool {
+        let lc = self.lifecycle.lock().unwrap();
+        lc.revoked.contains(key)
+            || lc
+                .usable_after
+                .get(key)
+                .is_some_and(|t| Instant::now() < *t)
+    }
+
+    /// Follows a successful IAM call that changes a key's life.
+    fn follow_iam(&self, action: &str, params: &BTreeMap<String, String>, answer: &str) {
+        let mut lc = self.lifecycle.lock().unwrap();
+        match action {
+            "CreateAccessKey" => {
+                if let Some(id) = tag(answer, "AccessKeyId") {
+                    let at = Instant::now() + lc.propagation;
+                    lc.usable_after.insert(id.to_string(), at);
+                    drop(lc);
+                    self.set_key_known(id, true);
+                }
+            }
+            "UpdateAccessKey" => {
+                if let Some(id) = params.get("AccessKeyId") {
+                    if params.get("Status").map(String::as_str) == Some("Inactive") {
+                        lc.revoked.insert(id.clone());
+                    } else {
+                        lc.revoked.remove(id);
+                    }
+                }
+            }
+            "DeleteAccessKey" => {
+                if let Some(id) = params.get("AccessKeyId") {
+                    lc.revoked.insert(id.clone());
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -208,6 +267,7 @@ async fn handle(
     let response = answer(
         &front,
         &action,
+        &params,
         access_key_id.as_deref(),
         &headers,
         &body,
@@ -229,6 +289,7 @@ async fn handle(
 async fn answer(
     front: &StsFront,
     action: &str,
+    params: &BTreeMap<String, String>,
     access_key_id: Option<&str>,
     headers: &HeaderMap,
     body: &Bytes,
@@ -279,7 +340,7 @@ async fn answer(
         }
     } else if let Some(key) = access_key_id {
         let known = front.known_keys.lock().unwrap();
-        if known.as_ref().is_some_and(|set| !set.contains(key)) {
+        if known.as_ref().is_some_and(|set| !set.contains(key)) || front.key_refused(key) {
             return error_xml(
                 403,
                 "InvalidClientTokenId",
@@ -292,6 +353,9 @@ async fn answer(
         Err(e) => return error_xml(503, "ServiceUnavailable", &format!("moto unreachable: {e}")),
     };
     let (status, text) = forwarded;
+    if status == 200 {
+        front.follow_iam(action, params, &text);
+    }
     if status != 200
         || !matches!(
             action,

@@ -6,6 +6,7 @@
 //! - `http_rotate`: the HTTP function (POST/GET, force, statuses, the body shapes);
 //! - `timer_rotate`: the timer function;
 //! - `source_forms`: every way to give the IAM user's key;
+//! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
@@ -20,5 +21,6 @@ mod modes;
 mod properties;
 mod reliability;
 mod source_forms;
+mod source_key;
 mod support;
 mod timer_rotate;

@@ -28,3 +28,4 @@ pub mod logging;
 pub mod rotation;
 pub mod secrets;
 pub mod settings;
+pub mod targets;

@@ -16,9 +16,11 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use stsbridge::consumers::{self, export::Format, BundleSource};
 use stsbridge::functions::{self, AppState};
+use stsbridge::rotation::fleet::{summarize, Fleet};
 use stsbridge::rotation::{Request, RotationService};
 use stsbridge::secrets::SessionCredentials;
 use stsbridge::settings::{export_local_settings, Settings, SourceValue};
+use stsbridge::targets::{self, TargetsConfig};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +48,9 @@ enum Command {
         /// Rotate the IAM user's own access key now (then mint with the new one).
         #[arg(long)]
         rotate_source_key: bool,
+        /// With a targets file: rotate only these targets (comma-separated, or repeated).
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
     },
     /// Validate the settings and say what a rotation would do, without minting.
     Check {
@@ -153,8 +158,9 @@ fn main() -> ExitCode {
             Command::Rotate {
                 force,
                 rotate_source_key,
+                target,
                 ..
-            } => rotate(force, rotate_source_key).await,
+            } => rotate(force, rotate_source_key, &target).await,
             Command::Check { .. } => check().await,
             Command::Show { bundle } => show(bundle).await,
             Command::CredentialProcess {
@@ -200,14 +206,13 @@ async fn serve() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT)"))?;
-    let settings = Settings::from_env();
-    let (service, max_bytes) = match settings {
-        Ok(settings) => {
-            for w in &settings.warnings {
+    let (fleet, max_bytes) = match targets::load(&std::env::vars().collect()) {
+        Ok(config) => {
+            for w in &config.warnings {
                 tracing::warn!("{w}");
             }
-            let max = settings.max_invocation_bytes;
-            (Ok(Arc::new(RotationService::new(settings).await?)), max)
+            let max = config.targets[0].max_invocation_bytes;
+            (Ok(Arc::new(Fleet::new(config).await?)), max)
         }
         Err(errors) => {
             for e in &errors.0 {
@@ -218,7 +223,7 @@ async fn serve() -> anyhow::Result<ExitCode> {
         }
     };
     let state = Arc::new(AppState {
-        service,
+        fleet,
         max_invocation_bytes: max_bytes,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -237,47 +242,100 @@ async fn serve() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(143))
 }
 
-fn load() -> anyhow::Result<Settings> {
-    Settings::from_env().map_err(|e| {
-        let lines: Vec<String> =
-            e.0.iter()
-                .map(|e| format!("  {}: {}", e.setting, e.message))
-                .collect();
-        anyhow::anyhow!("invalid settings:\n{}", lines.join("\n"))
-    })
+fn invalid(e: stsbridge::settings::SettingsErrors) -> anyhow::Error {
+    let lines: Vec<String> =
+        e.0.iter()
+            .map(|e| format!("  {}: {}", e.setting, e.message))
+            .collect();
+    anyhow::anyhow!("invalid settings:\n{}", lines.join("\n"))
 }
 
-async fn rotate(force: bool, rotate_source_key: bool) -> anyhow::Result<ExitCode> {
+fn load_targets() -> anyhow::Result<TargetsConfig> {
+    targets::load(&std::env::vars().collect()).map_err(invalid)
+}
+
+async fn rotate(
+    force: bool,
+    rotate_source_key: bool,
+    target: &[String],
+) -> anyhow::Result<ExitCode> {
     stsbridge::logging::init_for_cli(true);
-    let settings = load()?;
-    for w in &settings.warnings {
+    let config = load_targets()?;
+    for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let service = Arc::new(RotationService::new(settings).await?);
-    let outcome = service
-        .rotate(Request {
-            force: force || rotate_source_key,
-            rotate_source_key,
-        })
-        .await;
-    service.settle().await;
-    match outcome.as_ref() {
-        Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(report)?);
-            Ok(ExitCode::SUCCESS)
+    let request = Request {
+        force: force || rotate_source_key,
+        rotate_source_key,
+    };
+    let fleet = Fleet::new(config).await?;
+    let selection = (!target.is_empty()).then(|| target.join(","));
+    if let Some(service) = fleet.single() {
+        if selection
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("default"))
+        {
+            anyhow::bail!("--target needs a targets file (StsbridgeTargetsFile or targets.json); without one the only target is the app settings");
         }
-        Err(failure) => {
-            println!("{}", serde_json::to_string_pretty(&failure.body())?);
-            eprintln!("stsbridge: {failure}");
-            Ok(ExitCode::from(1))
-        }
+        let outcome = service.rotate(request).await;
+        service.settle().await;
+        return match outcome.as_ref() {
+            Ok(report) => {
+                println!("{}", serde_json::to_string_pretty(report)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(failure) => {
+                println!("{}", serde_json::to_string_pretty(&failure.body())?);
+                eprintln!("stsbridge: {failure}");
+                Ok(ExitCode::from(1))
+            }
+        };
     }
+    let selected = fleet
+        .select(selection.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let outcomes = fleet.rotate(&selected, request).await;
+    fleet.settle().await;
+    let (ok, body, lines) = summarize(&outcomes);
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    for line in lines {
+        eprintln!("stsbridge: {line}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn check() -> anyhow::Result<ExitCode> {
     stsbridge::logging::init_for_cli(false);
-    let s = load()?;
+    let config = load_targets()?;
     println!("settings are valid");
+    if let Some(file) = &config.file {
+        println!(
+            "targets:   {} from {} (at most {} at once; Key Vault writes paced to {} per 10 s per vault)",
+            config.targets.len(),
+            file.display(),
+            config.max_concurrent,
+            config.writes_per_10s
+        );
+    }
+    let implicit = config.implicit;
+    for s in config.targets {
+        if !implicit {
+            println!();
+            println!("target:    {}", s.name.as_deref().unwrap_or("?"));
+        }
+        let code = check_target(s).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
     println!("mode:      {}", s.mode.name());
     if let Some(source) = s.mode.source() {
         for (setting, value) in [

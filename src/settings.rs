@@ -264,6 +264,10 @@ impl AzureIdentity {
 /// The validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// The target's name from the targets file; `None` for the one implicit target.
+    pub name: Option<String>,
+    /// Set when another target owns (and rotates) the same IAM user's key.
+    pub source_key_rotated_by: Option<String>,
     pub key_vault_url: Url,
     pub verify_challenge_resource: bool,
     pub identity: AzureIdentity,
@@ -366,11 +370,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A target secret: a URI or reference (its vault and name are used), or the default name.
+    /// A target secret: a bare secret name (in `KeyVaultUrl`'s vault), a URI or reference (its vault
+    /// and name are used), or the default name.
     fn target(&mut self, name: &str, default: &str, home: &Url, suffix: &str) -> SecretRef {
         let Some(raw) = self.get(name) else {
             return SecretRef::new(home, default);
         };
+        // A bare secret name means that secret in KeyVaultUrl's vault.
+        if (1..=127).contains(&raw.len())
+            && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return SecretRef::new(home, raw);
+        }
         match parse_reference(raw, Some(home), suffix) {
             Ok((mut r, _)) => {
                 if r.version.take().is_some() {
@@ -602,6 +613,8 @@ impl Settings {
             return Err(SettingsErrors(r.errors));
         }
         Ok(Settings {
+            name: None,
+            source_key_rotated_by: None,
             key_vault_url: key_vault_url.expect("checked above"),
             verify_challenge_resource,
             identity,

@@ -125,6 +125,45 @@ pub struct Vaults {
     options: VaultOptions,
     http: reqwest::Client,
     clients: Mutex<HashMap<String, Arc<SecretClient>>>,
+    pacer: WritePacer,
+}
+
+/// Spaces writes to each vault evenly so that no 10-second window holds more than the allowed
+/// number (`KeyVaultWritesPer10Seconds`): Key Vault throttles per vault, and many targets sharing
+/// one vault would otherwise hit 429 in bursts. Each write reserves the next free slot of its
+/// vault and waits for it; with few writes no slot is ever in the future, so nothing waits.
+///
+/// Hand-written rather than a rate-limiting crate: the whole algorithm is the slot reservation
+/// below, and a reservation (not a token bucket with bursts) is what guarantees the window bound.
+#[derive(Debug, Default)]
+pub struct WritePacer {
+    interval: Option<Duration>,
+    next: Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+impl WritePacer {
+    /// `per_10s` writes per vault per 10 s; 0 turns pacing off.
+    pub fn new(per_10s: u32) -> Self {
+        Self {
+            interval: (per_10s > 0).then(|| Duration::from_secs(10) / per_10s),
+            next: Mutex::default(),
+        }
+    }
+
+    /// Waits for this vault's next write slot.
+    pub async fn wait(&self, vault: &str) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let slot = {
+            let mut next = self.next.lock().expect("no panics while held");
+            let now = tokio::time::Instant::now();
+            let slot = next.get(vault).copied().unwrap_or(now).max(now);
+            next.insert(vault.to_string(), slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 impl std::fmt::Debug for Vaults {
@@ -171,7 +210,14 @@ impl Vaults {
             options,
             http,
             clients: Mutex::default(),
+            pacer: WritePacer::default(),
         }
+    }
+
+    /// Paces writes to each vault (see [`WritePacer`]).
+    pub fn with_write_pacing(mut self, per_10s: u32) -> Self {
+        self.pacer = WritePacer::new(per_10s);
+        self
     }
 
     fn client(&self, secret: &SecretRef) -> Result<Arc<SecretClient>, VaultError> {
@@ -235,6 +281,7 @@ impl Vaults {
     /// Writes a new version; returns its version id.
     pub async fn set(&self, secret: &SecretRef, new: NewVersion<'_>) -> Result<String, VaultError> {
         let client = self.client(secret)?;
+        self.pacer.wait(&secret.vault_origin()).await;
         let parameters = SetSecretParameters {
             value: Some(new.value.expose_secret().to_string()),
             content_type: Some(new.content_type.to_string()),
@@ -299,6 +346,7 @@ impl Vaults {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), VaultError> {
         let client = self.client(secret)?;
+        self.pacer.wait(&secret.vault_origin()).await;
         let parameters = UpdateSecretPropertiesParameters {
             tags: Some(tags.clone().into_iter().collect()),
             ..Default::default()
@@ -320,6 +368,7 @@ impl Vaults {
     /// Disables one version (its value stays, but nobody can read it).
     pub async fn disable(&self, secret: &SecretRef, version: &str) -> Result<(), VaultError> {
         let client = self.client(secret)?;
+        self.pacer.wait(&secret.vault_origin()).await;
         let parameters = UpdateSecretPropertiesParameters {
             secret_attributes: Some(SecretAttributes {
                 enabled: Some(false),

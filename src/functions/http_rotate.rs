@@ -4,6 +4,8 @@
 //!   `{"force":true}`) mints anyway. The query is the reliable form: the host drops chunked
 //!   request bodies.
 //! - `GET` only reports the current state and never mints, so a browser visit is harmless.
+//! - With a targets file, `?target=a,b` selects targets (default: all); the body then has one
+//!   entry per target and a summary, and the status is 502 when any target failed.
 //!
 //! Every outcome is an envelope with `res.statusCode`: 200, or 400 (bad parameters), 500
 //! (invalid settings), 502 (an upstream refused or failed, including a partial publish), 503
@@ -19,7 +21,8 @@ use axum::Json;
 
 use super::envelope::{http_output, HttpRequest, Invocation};
 use super::{plain_error, read_body, AppState};
-use crate::rotation::{Failure, Request};
+use crate::rotation::fleet::summarize;
+use crate::rotation::{Failure, Request, RotationService};
 
 pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response {
     let bytes = match read_body(body, state.max_invocation_bytes).await {
@@ -38,10 +41,69 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response 
 }
 
 async fn respond(state: &AppState, req: &HttpRequest) -> serde_json::Value {
-    let service = match &state.service {
-        Ok(s) => s.clone(),
+    let fleet = match &state.fleet {
+        Ok(f) => f.clone(),
         Err(errors) => return fail(&Failure::settings(errors)),
     };
+    let selection = req.query.get("target").map(String::as_str);
+    if let Some(service) = fleet.single() {
+        if selection
+            .is_some_and(|t| !t.trim().is_empty() && !t.trim().eq_ignore_ascii_case("default"))
+        {
+            return fail(&Failure::bad_request(
+                "there is no targets file: the one target is the app settings (target=default, or no target)",
+            ));
+        }
+        return respond_single(service, req).await;
+    }
+    let selected = match fleet.select(selection) {
+        Ok(s) => s,
+        Err(message) => return fail(&Failure::bad_request(message)),
+    };
+    match req.method.as_str() {
+        "GET" => {
+            let states = fleet.state(&selected).await;
+            let all_ok = states.iter().all(|(_, s)| s.is_ok());
+            let entries: Vec<serde_json::Value> = states
+                .into_iter()
+                .map(|(name, s)| {
+                    let mut v = match s {
+                        Ok(s) => serde_json::to_value(&s).unwrap_or_default(),
+                        Err(f) => f.body(),
+                    };
+                    v["target"] = serde_json::Value::String(name);
+                    v
+                })
+                .collect();
+            http_output(
+                if all_ok { 200 } else { 502 },
+                &serde_json::json!({"targets": entries}),
+                vec![],
+            )
+        }
+        "POST" => {
+            let request = match parse_request(req) {
+                Ok(r) => r,
+                Err(message) => return fail(&Failure::bad_request(message)),
+            };
+            let outcomes = fleet.rotate(&selected, request).await;
+            let (ok, body, lines) = summarize(&outcomes);
+            for line in &lines {
+                if ok {
+                    tracing::info!(target: "stsbridge::HttpRotate", "{line}");
+                } else {
+                    tracing::warn!(target: "stsbridge::HttpRotate", "{line}");
+                }
+            }
+            http_output(if ok { 200 } else { 502 }, &body, lines)
+        }
+        other => fail(&Failure::bad_request(format!(
+            "method {other} is not supported: POST rotates, GET reports"
+        ))),
+    }
+}
+
+async fn respond_single(service: &Arc<RotationService>, req: &HttpRequest) -> serde_json::Value {
     match req.method.as_str() {
         "GET" => match service.state().await {
             Ok(s) => {

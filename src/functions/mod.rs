@@ -2,7 +2,7 @@
 //!
 //! Handlers are thin: parse the envelope ([`envelope`]), call the [`RotationService`], build the
 //! envelope. Invalid settings do not stop the server (the host would restart it three times and
-//! give up, hiding the cause): [`AppState::service`] holds the errors instead, and every
+//! give up, hiding the cause): [`AppState::fleet`] holds the errors instead, and every
 //! invocation answers with them. The library never binds a port: [`serve`] takes a bound listener.
 
 pub mod envelope;
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::rotation::RotationService;
+use crate::rotation::fleet::Fleet;
 use crate::settings::SettingsErrors;
 
 /// Default limit on an invocation body (`MaxInvocationBytes`).
@@ -28,7 +28,8 @@ pub const DEFAULT_MAX_INVOCATION_BYTES: usize = 1024 * 1024;
 
 /// What every handler shares.
 pub struct AppState {
-    pub service: Result<Arc<RotationService>, SettingsErrors>,
+    /// Every target (one, implicitly, without a targets file), or the settings' errors.
+    pub fleet: Result<Arc<Fleet>, SettingsErrors>,
     pub max_invocation_bytes: usize,
 }
 

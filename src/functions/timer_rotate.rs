@@ -15,6 +15,7 @@ use axum::Json;
 
 use super::envelope::{empty_output, Invocation};
 use super::{plain_error, read_body, AppState};
+use crate::rotation::fleet::{summarize, Fleet};
 use crate::rotation::{Failure, Request};
 
 pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response {
@@ -32,9 +33,12 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response 
         .and_then(|t| t.get("IsPastDue"))
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    let service = match &state.service {
-        Ok(s) => s.clone(),
+    let fleet = match &state.fleet {
+        Ok(f) => f.clone(),
         Err(errors) => return failed(&Failure::settings(errors)),
+    };
+    let Some(service) = fleet.single() else {
+        return rotate_all(&fleet, past_due).await;
     };
     let outcome = service.rotate(Request::default()).await;
     match outcome.as_ref() {
@@ -54,6 +58,39 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response 
         }
         Err(failure) => failed(failure),
     }
+}
+
+/// Every target of a targets file: one line per target and a summary; a failed target fails
+/// the execution (HTTP 500, lines on stderr), as a failed single target does.
+async fn rotate_all(fleet: &Fleet, past_due: bool) -> Response {
+    let all = fleet.services.clone();
+    let outcomes = fleet.rotate(&all, Request::default()).await;
+    let (ok, body, mut logs) = summarize(&outcomes);
+    if past_due {
+        logs.insert(0, "the timer was past due".into());
+    }
+    for t in &outcomes {
+        let (Ok(report), true) = (t.outcome.as_ref(), ok) else {
+            continue;
+        };
+        for w in &report.warnings {
+            tracing::warn!(target: "stsbridge::TimerRotate", "{}: {w}", t.name);
+        }
+    }
+    for line in &logs {
+        if ok {
+            tracing::info!(target: "stsbridge::TimerRotate", "{line}");
+        } else {
+            tracing::error!(target: "stsbridge::TimerRotate", "{line}");
+        }
+    }
+    logs.push(body.to_string());
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (status, Json(empty_output(logs))).into_response()
 }
 
 fn failed(failure: &Failure) -> Response {

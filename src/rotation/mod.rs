@@ -12,6 +12,7 @@
 //! timing out an HTTP request) never cancels a publish half-way.
 
 pub mod decide;
+pub mod fleet;
 pub mod report;
 pub mod source_key;
 pub mod tags;
@@ -57,7 +58,7 @@ impl Request {
 /// The rotation service: settings, adapters, and the run in flight.
 pub struct RotationService {
     pub settings: Settings,
-    vaults: Vaults,
+    vaults: Arc<Vaults>,
     sts: Sts,
     iam: crate::aws::iam::Iam,
     web_identity: Option<Arc<dyn TokenCredential>>,
@@ -70,6 +71,53 @@ impl std::fmt::Debug for RotationService {
         f.debug_struct("RotationService")
             .field("mode", &self.settings.mode.name())
             .finish_non_exhaustive()
+    }
+}
+
+/// What every target's service shares.
+pub struct Clients {
+    credential: Arc<dyn TokenCredential>,
+    client_options: azure_core::http::ClientOptions,
+    vaults: Arc<Vaults>,
+    aws: tokio::sync::Mutex<BTreeMap<(String, u64), aws_config::SdkConfig>>,
+}
+
+impl Clients {
+    /// From the app-wide settings (any target's: identity and challenge checks are app-wide);
+    /// `writes_per_10s` paces writes per vault (0: no pacing).
+    pub fn new(settings: &Settings, writes_per_10s: u32) -> anyhow::Result<Self> {
+        let vault_options = VaultOptions {
+            verify_challenge_resource: settings.verify_challenge_resource,
+            retry_budget: settings.rotation_time_budget / 4,
+            ..Default::default()
+        };
+        let http = crate::azure::keyvault::http_client(vault_options.request_timeout);
+        let client_options = crate::azure::keyvault::client_options(&http, &vault_options);
+        let credential =
+            crate::azure::identity::credential(&settings.identity, client_options.clone())?;
+        let vaults =
+            Vaults::new(credential.clone(), vault_options, http).with_write_pacing(writes_per_10s);
+        Ok(Self {
+            credential,
+            client_options,
+            vaults: Arc::new(vaults),
+            aws: tokio::sync::Mutex::default(),
+        })
+    }
+
+    /// The AWS configuration for a target's region and time budget, made once.
+    async fn aws(&self, settings: &Settings) -> aws_config::SdkConfig {
+        let budget = settings.rotation_time_budget / 3;
+        let key = (settings.region.clone(), budget.as_millis() as u64);
+        let mut cache = self.aws.lock().await;
+        if let Some(c) = cache.get(&key) {
+            return c.clone();
+        }
+        let config =
+            crate::aws::sdk_config(&settings.region, std::time::Duration::from_secs(20), budget)
+                .await;
+        cache.insert(key, config.clone());
+        config
     }
 }
 
@@ -100,15 +148,16 @@ pub struct State {
 impl RotationService {
     /// Builds the adapters from validated settings. Makes no network call.
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
-        let vault_options = VaultOptions {
-            verify_challenge_resource: settings.verify_challenge_resource,
-            retry_budget: settings.rotation_time_budget / 4,
-            ..Default::default()
-        };
-        let http = crate::azure::keyvault::http_client(vault_options.request_timeout);
-        let client_options = crate::azure::keyvault::client_options(&http, &vault_options);
-        let credential =
-            crate::azure::identity::credential(&settings.identity, client_options.clone())?;
+        let clients = Clients::new(&settings, 0)?;
+        Self::with_clients(settings, &clients).await
+    }
+
+    /// Builds one target's service on clients shared by every target (one identity, one
+    /// connection pool, one Key Vault client and write pacer per vault, one AWS configuration
+    /// per region).
+    pub async fn with_clients(settings: Settings, clients: &Clients) -> anyhow::Result<Self> {
+        let credential = clients.credential.clone();
+        let client_options = clients.client_options.clone();
         let web_identity = match &settings.mode {
             Mode::WebIdentity {
                 credential: kind, ..
@@ -127,16 +176,11 @@ impl RotationService {
             }),
             _ => None,
         };
-        let aws = crate::aws::sdk_config(
-            &settings.region,
-            std::time::Duration::from_secs(20),
-            settings.rotation_time_budget / 3,
-        )
-        .await;
+        let aws = clients.aws(&settings).await;
         let sts = Sts::new(&aws, settings.sts_endpoint.as_deref());
         let iam = crate::aws::iam::Iam::new(&aws, settings.iam_endpoint.as_deref());
         Ok(Self {
-            vaults: Vaults::new(credential, vault_options, http),
+            vaults: clients.vaults.clone(),
             sts,
             iam,
             web_identity,
@@ -304,6 +348,9 @@ impl RotationService {
             minted.credentials.access_key_id.clone(),
         );
         set_tags.insert(tags::CALLER_ARN.into(), tags::value(&caller.arn));
+        if let Some(name) = &s.name {
+            set_tags.insert(tags::TARGET.into(), tags::value(name));
+        }
         let versions = self.publish(&minted.credentials, &set_tags).await?;
         let mut report = self.report(true, reason, &minted.credentials, versions, started, |r| {
             r.assumed_role_arn = minted.assumed_role_arn.clone();

@@ -170,6 +170,13 @@ impl RotationService {
             refs: None,
             versions: None,
         };
+        // A key shared by several targets is rotated by its first target only.
+        if let (true, Some(owner)) = (requested, &self.settings.source_key_rotated_by) {
+            plan.report.actions.push(format!(
+                "not rotated here: target {owner} rotates this IAM user's key"
+            ));
+            return Ok(plan);
+        }
         let Some(refs) = self.settings.mode.source().and_then(|s| s.writable()) else {
             if requested {
                 let message = match self.settings.mode.source().map(|s| s.settings) {

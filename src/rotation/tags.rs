@@ -12,6 +12,8 @@ pub const DURATION: &str = "duration-seconds";
 pub const MINTED_AT: &str = "minted-at";
 pub const ACCESS_KEY_ID: &str = "access-key-id";
 pub const CALLER_ARN: &str = "caller-arn";
+/// The target's name, when a targets file names it.
+pub const TARGET: &str = "target";
 
 /// A tag value within Key Vault's limit (ARNs can be longer; the tail is informational).
 pub fn value(v: &str) -> String {

@@ -4,6 +4,7 @@
 //! Where new tests go:
 //! - `consumers`: credential-process, export, sync-profile, write-launch-settings, show (with the AWS CLI);
 //! - `http_rotate`: the HTTP function (POST/GET, force, statuses, the body shapes);
+//! - `targets`: many targets from a targets file (selection, per-target outcomes, pacing);
 //! - `timer_rotate`: the timer function;
 //! - `source_forms`: every way to give the IAM user's key;
 //! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
@@ -23,4 +24,5 @@ mod reliability;
 mod source_forms;
 mod source_key;
 mod support;
+mod targets;
 mod timer_rotate;

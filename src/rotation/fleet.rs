@@ -1,0 +1,178 @@
+//! Every target of the app (issue #10): one [`RotationService`] per target on shared clients,
+//! rotated concurrently within `MaxConcurrentTargets`. Freshness and single flight stay per
+//! target (each service has its own); one target failing never stops the others.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::{Clients, Failure, Outcome, Request, RotationService, State};
+use crate::targets::TargetsConfig;
+
+pub struct Fleet {
+    /// No targets file: answers keep the single-target shape.
+    pub implicit: bool,
+    pub services: Vec<Arc<RotationService>>,
+    pub max_concurrent: usize,
+    pub warnings: Vec<String>,
+}
+
+/// One target's outcome.
+pub struct TargetOutcome {
+    pub name: String,
+    pub outcome: Outcome,
+}
+
+impl Fleet {
+    /// Builds every target's service. Makes no network call.
+    pub async fn new(config: TargetsConfig) -> anyhow::Result<Self> {
+        let first = config
+            .targets
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no targets"))?;
+        let clients = Clients::new(first, config.writes_per_10s)?;
+        let mut services = Vec::with_capacity(config.targets.len());
+        for settings in config.targets {
+            services.push(Arc::new(
+                RotationService::with_clients(settings, &clients).await?,
+            ));
+        }
+        Ok(Self {
+            implicit: config.implicit,
+            services,
+            max_concurrent: config.max_concurrent,
+            warnings: config.warnings,
+        })
+    }
+
+    /// The one service of an implicit single target.
+    pub fn single(&self) -> Option<&Arc<RotationService>> {
+        self.implicit.then(|| &self.services[0])
+    }
+
+    pub fn name_of(service: &RotationService) -> String {
+        service
+            .settings
+            .name
+            .clone()
+            .unwrap_or_else(|| "default".into())
+    }
+
+    /// The targets a selection names (comma-separated, case-insensitive); all when `None`.
+    /// `Err` names the unknown ones and lists the known.
+    pub fn select(&self, names: Option<&str>) -> Result<Vec<Arc<RotationService>>, String> {
+        let Some(names) = names.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(self.services.clone());
+        };
+        let mut out: Vec<Arc<RotationService>> = vec![];
+        let mut unknown = vec![];
+        for want in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match self
+                .services
+                .iter()
+                .find(|s| Self::name_of(s).eq_ignore_ascii_case(want))
+            {
+                Some(s) if !out.iter().any(|o| Arc::ptr_eq(o, s)) => out.push(s.clone()),
+                Some(_) => {}
+                None => unknown.push(want.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            let known: Vec<String> = self.services.iter().map(|s| Self::name_of(s)).collect();
+            return Err(format!(
+                "no target named {}; the targets are {}",
+                unknown.join(", "),
+                known.join(", ")
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Rotates the selected targets, at most `MaxConcurrentTargets` at once; outcomes in the
+    /// selection's order.
+    pub async fn rotate(
+        &self,
+        selected: &[Arc<RotationService>],
+        request: Request,
+    ) -> Vec<TargetOutcome> {
+        futures::stream::iter(selected.iter().cloned())
+            .map(|service| async move {
+                let outcome = service.rotate(request).await;
+                TargetOutcome {
+                    name: Self::name_of(&service),
+                    outcome,
+                }
+            })
+            .buffered(self.max_concurrent)
+            .collect()
+            .await
+    }
+
+    /// Every selected target's state, concurrently within the same bound.
+    pub async fn state(
+        &self,
+        selected: &[Arc<RotationService>],
+    ) -> Vec<(String, Result<State, Failure>)> {
+        futures::stream::iter(selected.iter().cloned())
+            .map(|service| async move { (Self::name_of(&service), service.state().await) })
+            .buffered(self.max_concurrent)
+            .collect()
+            .await
+    }
+
+    /// Waits for background work (version hygiene) of every target.
+    pub async fn settle(&self) {
+        for s in &self.services {
+            s.settle().await;
+        }
+    }
+}
+
+/// The multi-target answer: one entry per target and a summary; `ok` is false when any failed.
+pub fn summarize(outcomes: &[TargetOutcome]) -> (bool, Value, Vec<String>) {
+    let mut entries = vec![];
+    let mut lines = vec![];
+    let (mut rotated, mut fresh, mut failed) = (0, 0, 0);
+    for t in outcomes {
+        let mut entry = match t.outcome.as_ref() {
+            Ok(report) => {
+                if report.rotated {
+                    rotated += 1;
+                } else {
+                    fresh += 1;
+                }
+                let first = report.log_lines().into_iter().next().unwrap_or_default();
+                let warn = if report.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} warnings)", report.warnings.len())
+                };
+                lines.push(format!("{}: {first}{warn}", t.name));
+                serde_json::to_value(report).unwrap_or_default()
+            }
+            Err(f) => {
+                failed += 1;
+                let first = f.log_lines().into_iter().next().unwrap_or_default();
+                lines.push(format!("{}: {first}", t.name));
+                f.body()
+            }
+        };
+        if let Value::Object(map) = &mut entry {
+            map.insert("target".into(), Value::String(t.name.clone()));
+            map.insert("ok".into(), Value::Bool(t.outcome.is_ok()));
+        }
+        entries.push(entry);
+    }
+    let summary =
+        json!({"targets": outcomes.len(), "rotated": rotated, "fresh": fresh, "failed": failed});
+    lines.push(format!(
+        "{} targets: {rotated} rotated, {fresh} fresh, {failed} failed",
+        outcomes.len()
+    ));
+    (
+        failed == 0,
+        json!({"targets": entries, "summary": summary}),
+        lines,
+    )
+}

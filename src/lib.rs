@@ -14,6 +14,7 @@
 //! - [`azure`]: identity selection, the Key Vault adapter, Key Vault reference parsing.
 //! - [`secrets`]: the types that hold key material, and the bundle format.
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
+//! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
 
 // `rotation::Failure` is a large error type; it is the cold path of an hourly operation, and
@@ -28,4 +29,5 @@ pub mod logging;
 pub mod rotation;
 pub mod secrets;
 pub mod settings;
+pub mod sso;
 pub mod targets;

@@ -14,13 +14,15 @@ use clap::{Parser, Subcommand};
 
 use chrono::Utc;
 use secrecy::ExposeSecret;
-use stsbridge::consumers::{self, export::Format, BundleSource};
+use stsbridge::consumers::{self, export::Format, targets, BundleSource};
 use stsbridge::functions::{self, AppState};
 use stsbridge::rotation::fleet::{summarize, Fleet};
 use stsbridge::rotation::{Request, RotationService};
 use stsbridge::secrets::SessionCredentials;
 use stsbridge::settings::{export_local_settings, Settings, SourceValue};
-use stsbridge::targets::{self, TargetsConfig};
+use stsbridge::sso;
+use stsbridge::sso::prompt::Prompter;
+use stsbridge::targets::{self as targets_file, TargetsConfig};
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +107,68 @@ enum Command {
         #[arg(long, default_value = "5m", value_parser = parse_margin)]
         min_remaining: chrono::Duration,
     },
+    /// Sign in through AWS IAM Identity Center (SSO) and write the role's credentials.
+    Sso {
+        #[command(subcommand)]
+        command: SsoCommand,
+    },
+}
+
+/// `stsbridge sso …`: a developer's sign-in through AWS IAM Identity Center.
+#[derive(Subcommand)]
+enum SsoCommand {
+    /// Sign in (the cached sign-in while valid, a refresh, or else the device flow in a browser),
+    /// get the role's credentials, and write them where asked.
+    Login {
+        #[command(flatten)]
+        sso: SsoArgs,
+        /// Print the credentials as variables on stdout: `eval "$(stsbridge sso login --export)"`.
+        #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "env")]
+        export: Option<Format>,
+        /// Write them into this profile of the AWS shared credentials file.
+        #[arg(long, value_name = "PROFILE")]
+        sync_profile: Option<String>,
+        /// The credentials file for --sync-profile. Default: $AWS_SHARED_CREDENTIALS_FILE, else
+        /// ~/.aws/credentials.
+        #[arg(long, requires = "sync_profile")]
+        credentials_file: Option<PathBuf>,
+        /// Write them into every profile of this .NET launchSettings.json.
+        #[arg(long, value_name = "PATH")]
+        launch_settings: Option<PathBuf>,
+        /// Sign in again even if the cached sign-in is still valid.
+        #[arg(long)]
+        force: bool,
+        /// Only print the sign-in URL and code; never open a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Print credential_process JSON from the existing sign-in; never prompts (run `sso login`).
+    CredentialProcess {
+        #[command(flatten)]
+        sso: SsoArgs,
+    },
+}
+
+/// The SSO settings: a profile of the AWS config file, or flags (the flags' account and role win
+/// over the profile's).
+#[derive(clap::Args, Clone)]
+struct SsoArgs {
+    /// A profile of the AWS config file ($AWS_CONFIG_FILE, else ~/.aws/config) with
+    /// sso_session (or sso_start_url and sso_region), sso_account_id and sso_role_name.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["start_url", "sso_region"])]
+    aws_profile: Option<String>,
+    /// The AWS access portal URL, e.g. https://my-org.awsapps.com/start (without --aws-profile).
+    #[arg(long, value_name = "URL")]
+    start_url: Option<String>,
+    /// The IAM Identity Center region (without --aws-profile).
+    #[arg(long, value_name = "REGION")]
+    sso_region: Option<String>,
+    /// The AWS account of the role.
+    #[arg(long, value_name = "ID")]
+    account_id: Option<String>,
+    /// The role (permission set) name.
+    #[arg(long, value_name = "NAME")]
+    role_name: Option<String>,
 }
 
 /// Where the bundle is: the consumers' common options.
@@ -184,6 +248,7 @@ fn main() -> ExitCode {
                 file,
                 min_remaining,
             } => write_launch_settings(bundle, &file, min_remaining).await,
+            Command::Sso { command } => sso(command).await,
         }
     });
     match result {
@@ -206,7 +271,7 @@ async fn serve() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT)"))?;
-    let (fleet, max_bytes) = match targets::load(&std::env::vars().collect()) {
+    let (fleet, max_bytes) = match targets_file::load(&std::env::vars().collect()) {
         Ok(config) => {
             for w in &config.warnings {
                 tracing::warn!("{w}");
@@ -251,7 +316,7 @@ fn invalid(e: stsbridge::settings::SettingsErrors) -> anyhow::Error {
 }
 
 fn load_targets() -> anyhow::Result<TargetsConfig> {
-    targets::load(&std::env::vars().collect()).map_err(invalid)
+    targets_file::load(&std::env::vars().collect()).map_err(invalid)
 }
 
 async fn rotate(
@@ -467,52 +532,11 @@ async fn sync_profile(
     stsbridge::logging::init_for_cli(false);
     let path = match file {
         Some(p) => p,
-        None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
-            Some(p) => PathBuf::from(p),
-            None => PathBuf::from(
-                std::env::var_os("HOME").context("HOME is not set; pass --credentials-file")?,
-            )
-            .join(".aws")
-            .join("credentials"),
-        },
+        None => targets::default_credentials_file()?,
     };
-    let text = match std::fs::read(&path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .with_context(|| format!("{} is not UTF-8 text; left unchanged", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
+    let target = targets::ProfileTarget::open(path, profile)?;
     let credentials = fresh_bundle(&bundle, min_remaining).await?;
-    let edit =
-        consumers::profile::update_profile(&text, profile, &credentials).with_context(|| {
-            format!(
-                "{} is not a credentials file stsbridge can edit; left unchanged",
-                path.display()
-            )
-        })?;
-    match edit {
-        consumers::profile::Edit::Unchanged => {
-            println!(
-                "unchanged: profile [{profile}] in {} already holds {}",
-                path.display(),
-                credentials.access_key_id
-            );
-        }
-        consumers::profile::Edit::Updated(new_text) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                consumers::files::private_dir(dir)?;
-            }
-            consumers::files::write_private(&path, new_text.as_bytes())?;
-            println!(
-                "updated: profile [{profile}] in {} now holds {} (expires {})",
-                path.display(),
-                credentials.access_key_id,
-                credentials
-                    .expiration
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            );
-        }
-    }
+    println!("{}", target.write(&credentials)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -522,28 +546,132 @@ async fn write_launch_settings(
     min_remaining: chrono::Duration,
 ) -> anyhow::Result<ExitCode> {
     stsbridge::logging::init_for_cli(false);
-    let text = std::fs::read_to_string(file).with_context(|| {
-        format!(
-            "reading {} (run this from the root of a .NET project, or pass --file)",
-            file.display()
-        )
-    })?;
+    let target = targets::LaunchSettingsTarget::open(file)?;
     let credentials = fresh_bundle(&bundle, min_remaining).await?;
-    let (new_text, profiles) = consumers::launch_settings::update(&text, &credentials)
-        .with_context(|| format!("{} cannot be updated; left unchanged", file.display()))?;
-    consumers::files::write_private(file, new_text.as_bytes())?;
-    println!(
-        "updated {} profile(s) in {}: {} (expires {})",
-        profiles.len(),
-        file.display(),
-        profiles.join(", "),
-        credentials
-            .expiration
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
-    eprintln!(
-        "note: {} now holds session credentials; keep it out of version control",
-        file.display()
-    );
+    println!("{}", target.write(&credentials)?);
+    eprintln!("{}", targets::launch_settings_note(file));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The SSO settings from the profile (read as the AWS CLI reads the config file) or the flags.
+fn sso_settings(args: &SsoArgs) -> anyhow::Result<sso::config::SsoSettings> {
+    let flags = sso::config::Flags {
+        start_url: args.start_url.clone(),
+        region: args.sso_region.clone(),
+        account_id: args.account_id.clone(),
+        role_name: args.role_name.clone(),
+    };
+    let Some(profile) = &args.aws_profile else {
+        return Ok(sso::config::resolve(
+            &sso::config::AwsConfig::default(),
+            None,
+            &flags,
+        )?);
+    };
+    let path = match std::env::var_os("AWS_CONFIG_FILE") {
+        Some(p) => PathBuf::from(p),
+        None => home()?.join(".aws").join("config"),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the AWS config file {}", path.display()))?;
+    let config = sso::config::AwsConfig::parse(&text)
+        .with_context(|| format!("{} cannot be read as the AWS CLI reads it", path.display()))?;
+    sso::config::resolve(&config, Some(profile), &flags)
+        .with_context(|| format!("in {}", path.display()))
+}
+
+/// The home directory, as the AWS CLI finds `~`.
+fn home() -> anyhow::Result<PathBuf> {
+    std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(PathBuf::from)
+        .context("HOME is not set: the AWS CLI's SSO cache is under ~/.aws/sso/cache")
+}
+
+async fn sso(command: SsoCommand) -> anyhow::Result<ExitCode> {
+    stsbridge::logging::init_for_cli(false);
+    let (args, no_browser) = match &command {
+        SsoCommand::Login {
+            sso, no_browser, ..
+        } => (sso, *no_browser),
+        SsoCommand::CredentialProcess { sso } => (sso, true),
+    };
+    let settings = sso_settings(args)?;
+    let cache = sso::cache::Cache::under_home(&home()?);
+    // The SSO calls are unsigned or bearer-authenticated: no AWS credentials are involved.
+    let sdk = stsbridge::aws::sdk_config(
+        &settings.region,
+        Duration::from_secs(20),
+        Duration::from_secs(60),
+    )
+    .await;
+    let (oidc, portal) = (sso::client::Oidc::new(&sdk), sso::client::Portal::new(&sdk));
+    let browser = if no_browser {
+        None
+    } else {
+        sso::prompt::Browser::detect(|k| std::env::var(k).ok())
+    };
+    let ui = sso::prompt::Terminal { browser };
+    let signer = sso::login::Signer {
+        settings: &settings,
+        cache: &cache,
+        oidc: &oidc,
+        clock: &sso::poll::SystemClock,
+        ui: &ui,
+    };
+    match command {
+        SsoCommand::CredentialProcess { .. } => {
+            let credentials = sso::login::credentials(&signer, &portal).await?;
+            println!("{}", credentials.to_process_json().expose_secret());
+        }
+        SsoCommand::Login {
+            export,
+            sync_profile,
+            credentials_file,
+            launch_settings,
+            force,
+            ..
+        } => {
+            // The files are checked before the sign-in: a file stsbridge cannot edit should not
+            // cost the user a browser round trip.
+            let profile_target = match &sync_profile {
+                Some(profile) => Some(targets::ProfileTarget::open(
+                    match credentials_file {
+                        Some(p) => p,
+                        None => targets::default_credentials_file()?,
+                    },
+                    profile,
+                )?),
+                None => None,
+            };
+            let launch_target = launch_settings
+                .as_deref()
+                .map(targets::LaunchSettingsTarget::open)
+                .transpose()?;
+            let (account, role) = settings.role()?;
+            let (_, credentials) = sso::login::login(&signer, &portal, force).await?;
+            ui.note(&format!(
+                "role {role} in account {account}: credentials {} valid until {}",
+                credentials.access_key_id,
+                credentials
+                    .expiration
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+            // Progress goes to stderr, so stdout holds only the --export lines.
+            if let Some(target) = &profile_target {
+                ui.note(&target.write(&credentials)?);
+            }
+            if let Some(target) = &launch_target {
+                ui.note(&target.write(&credentials)?);
+                ui.note(&targets::launch_settings_note(&target.path));
+            }
+            if let Some(format) = export {
+                print!(
+                    "{}",
+                    consumers::export::render(&credentials, format).expose_secret()
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,28 +23,51 @@ pub enum LaunchSettingsError {
     BadVariables(String),
 }
 
+fn parse(text: &str) -> Result<Value, LaunchSettingsError> {
+    let text_no_bom = text.trim_start_matches('\u{feff}');
+    let doc: Value =
+        serde_json::from_str(text_no_bom).map_err(|e| LaunchSettingsError::NotJson(e.line()))?;
+    let Some(profiles) = doc.get("profiles").and_then(Value::as_object) else {
+        return Err(LaunchSettingsError::NoProfiles);
+    };
+    for (name, profile) in profiles {
+        let Some(profile) = profile.as_object() else {
+            return Err(LaunchSettingsError::BadProfile(name.clone()));
+        };
+        if profile
+            .get("environmentVariables")
+            .is_some_and(|v| !v.is_object())
+        {
+            return Err(LaunchSettingsError::BadVariables(name.clone()));
+        }
+    }
+    Ok(doc)
+}
+
+/// Whether [`update`] can edit this text.
+pub fn check(text: &str) -> Result<(), LaunchSettingsError> {
+    parse(text).map(|_| ())
+}
+
 /// Sets the three variables in every profile; returns the new text and the profiles changed.
 pub fn update(
     text: &str,
     c: &SessionCredentials,
 ) -> Result<(String, Vec<String>), LaunchSettingsError> {
-    let text_no_bom = text.trim_start_matches('\u{feff}');
-    let mut doc: Value =
-        serde_json::from_str(text_no_bom).map_err(|e| LaunchSettingsError::NotJson(e.line()))?;
-    let Some(profiles) = doc.get_mut("profiles").and_then(Value::as_object_mut) else {
-        return Err(LaunchSettingsError::NoProfiles);
-    };
+    let mut doc = parse(text)?;
+    let profiles = doc
+        .get_mut("profiles")
+        .and_then(Value::as_object_mut)
+        .expect("checked by parse");
     let mut changed = vec![];
     for (name, profile) in profiles.iter_mut() {
-        let Some(profile) = profile.as_object_mut() else {
-            return Err(LaunchSettingsError::BadProfile(name.clone()));
-        };
         let vars = profile
+            .as_object_mut()
+            .expect("checked by parse")
             .entry("environmentVariables")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let Some(vars) = vars.as_object_mut() else {
-            return Err(LaunchSettingsError::BadVariables(name.clone()));
-        };
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .expect("checked by parse");
         vars.insert("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone().into());
         vars.insert(
             "AWS_SECRET_ACCESS_KEY".into(),

@@ -4,13 +4,15 @@
 //! Every consumer reads the bundle secret (`AwsSessionCredentials`, the one read that is always a
 //! whole set) with the user's Azure identity, then formats it ([`export`]) or writes it into a
 //! file ([`profile`], [`launch_settings`]) through [`files::write_private`]. Pure formatting and
-//! editing are kept apart from I/O so they are unit-tested on text.
+//! editing are kept apart from I/O so they are unit-tested on text; [`targets`] holds the file
+//! I/O, shared with `stsbridge sso login`, whose credentials come from IAM Identity Center.
 
 pub mod cache;
 pub mod export;
 pub mod files;
 pub mod launch_settings;
 pub mod profile;
+pub mod targets;
 
 use std::collections::BTreeMap;
 

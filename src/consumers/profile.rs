@@ -65,16 +65,12 @@ pub fn read_key<'a>(text: &'a str, profile: &str, key: &str) -> Option<&'a str> 
     None
 }
 
-/// Sets the three credential keys of `profile` to `creds`, unless it already holds that key id.
-pub fn update_profile(
-    text: &str,
-    profile: &str,
-    creds: &SessionCredentials,
-) -> Result<Edit, ProfileError> {
+/// Whether [`update_profile`] can edit `profile` in this text: the name is valid and every line
+/// is one the AWS tools would read (a file we do not understand is left alone).
+pub fn check(text: &str, profile: &str) -> Result<(), ProfileError> {
     if profile.is_empty() || profile.contains([']', '[', '\n', '\r']) {
         return Err(ProfileError::BadName(profile.to_string()));
     }
-    // Validate the whole file first: a file we do not understand is left alone.
     for (i, line) in text.lines().enumerate() {
         let ok = is_comment_or_blank(line)
             || section_name(line).is_some()
@@ -84,6 +80,16 @@ pub fn update_profile(
             return Err(ProfileError::Malformed(i + 1));
         }
     }
+    Ok(())
+}
+
+/// Sets the three credential keys of `profile` to `creds`, unless it already holds that key id.
+pub fn update_profile(
+    text: &str,
+    profile: &str,
+    creds: &SessionCredentials,
+) -> Result<Edit, ProfileError> {
+    check(text, profile)?;
     if read_key(text, profile, KEYS[0]) == Some(creds.access_key_id.as_str()) {
         return Ok(Edit::Unchanged);
     }

@@ -1,0 +1,132 @@
+//! The files credentials are written into, shared by the Key Vault consumers (`sync-profile`,
+//! `write-launch-settings`) and `stsbridge sso login --sync-profile/--launch-settings`.
+//!
+//! A target is opened — read and checked — *before* any credentials are fetched, so a file
+//! stsbridge cannot edit fails the command before a network call or a sign-in, and is left
+//! byte-for-byte. It is written afterwards through [`super::files::write_private`] (atomic, 0600).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::SecondsFormat;
+
+use super::files::{private_dir, write_private};
+use super::{launch_settings, profile};
+use crate::secrets::SessionCredentials;
+
+/// `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials` (where the AWS CLI and SDKs look).
+pub fn default_credentials_file() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => Ok(PathBuf::from(
+            std::env::var_os("HOME").context("HOME is not set; pass --credentials-file")?,
+        )
+        .join(".aws")
+        .join("credentials")),
+    }
+}
+
+fn expires(c: &SessionCredentials) -> String {
+    c.expiration.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// One profile of an AWS shared credentials file.
+pub struct ProfileTarget {
+    pub path: PathBuf,
+    pub profile: String,
+    text: String,
+}
+
+impl ProfileTarget {
+    /// Reads the file (a missing one is empty) and checks it can be edited.
+    pub fn open(path: PathBuf, profile: &str) -> anyhow::Result<Self> {
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .with_context(|| format!("{} is not UTF-8 text; left unchanged", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        profile::check(&text, profile).with_context(|| {
+            format!(
+                "{} is not a credentials file stsbridge can edit; left unchanged",
+                path.display()
+            )
+        })?;
+        Ok(Self {
+            path,
+            profile: profile.to_string(),
+            text,
+        })
+    }
+
+    /// Writes the credentials into the profile (unless it already holds this key id); the line
+    /// that says what happened.
+    pub fn write(&self, credentials: &SessionCredentials) -> anyhow::Result<String> {
+        let (path, profile) = (self.path.display(), &self.profile);
+        match profile::update_profile(&self.text, profile, credentials)? {
+            profile::Edit::Unchanged => Ok(format!(
+                "unchanged: profile [{profile}] in {path} already holds {}",
+                credentials.access_key_id
+            )),
+            profile::Edit::Updated(new_text) => {
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    private_dir(dir)?;
+                }
+                write_private(&self.path, new_text.as_bytes())?;
+                Ok(format!(
+                    "updated: profile [{profile}] in {path} now holds {} (expires {})",
+                    credentials.access_key_id,
+                    expires(credentials)
+                ))
+            }
+        }
+    }
+}
+
+/// A .NET project's `launchSettings.json`.
+pub struct LaunchSettingsTarget {
+    pub path: PathBuf,
+    text: String,
+}
+
+/// The reminder printed after writing credentials into a project file.
+pub fn launch_settings_note(path: &Path) -> String {
+    format!(
+        "note: {} now holds session credentials; keep it out of version control",
+        path.display()
+    )
+}
+
+impl LaunchSettingsTarget {
+    /// Reads the file and checks it can be edited.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {} (run this from the root of a .NET project, or give its path)",
+                path.display()
+            )
+        })?;
+        launch_settings::check(&text)
+            .with_context(|| format!("{} cannot be updated; left unchanged", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// Writes the credentials into every profile; the line that says what happened.
+    pub fn write(&self, credentials: &SessionCredentials) -> anyhow::Result<String> {
+        let (new_text, profiles) =
+            launch_settings::update(&self.text, credentials).with_context(|| {
+                format!("{} cannot be updated; left unchanged", self.path.display())
+            })?;
+        write_private(&self.path, new_text.as_bytes())?;
+        Ok(format!(
+            "updated {} profile(s) in {}: {} (expires {})",
+            profiles.len(),
+            self.path.display(),
+            profiles.join(", "),
+            expires(credentials)
+        ))
+    }
+}

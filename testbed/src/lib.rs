@@ -5,6 +5,7 @@
 //! - [`keyvault`]: Key Vault secrets REST over TLS, with the bearer challenge (issue #2).
 //! - [`identity`]: the App Service managed-identity endpoint and the token registry Key Vault trusts.
 //! - [`sts`]: the STS/IAM Query-API front that forwards to [`moto`] and adds real AWS errors.
+//! - [`sso`]: IAM Identity Center's SSO OIDC and portal APIs (device sign-in, role credentials).
 //! - [`faults`]: latency, error, throttling and dropped-connection injection for both servers.
 //! - [`tls`]: the throw-away CA (trusted by clients through `SSL_CERT_FILE`).
 //! - [`serve`]: the accept loop (plain or TLS, able to drop connections).
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod keyvault;
 pub mod moto;
 pub mod serve;
+pub mod sso;
 pub mod sts;
 pub mod tls;
 
@@ -78,6 +80,7 @@ pub struct TestBed {
     pub issuer: Arc<identity::TokenIssuer>,
     pub vault: Arc<keyvault::KeyVault>,
     pub sts: Arc<sts::StsFront>,
+    pub sso: Arc<sso::SsoFake>,
     pub source: SourceKeys,
     pub ca_file: PathBuf,
     pub moto: moto::Moto,
@@ -85,6 +88,8 @@ pub struct TestBed {
     identity_server: serve::Server,
     login_server: serve::Server,
     sts_server: serve::Server,
+    sso_oidc_server: serve::Server,
+    sso_portal_server: serve::Server,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -125,6 +130,12 @@ impl TestBed {
         )
         .await?;
         let sts_server = serve::Server::bind_and_spawn(sts::router(sts.clone()), None).await?;
+        let sso = sso::SsoFake::new(sts.clone());
+        let sso_oidc_server =
+            serve::Server::bind_and_spawn(sso::oidc_router(sso.clone()), None).await?;
+        sso.set_verification_base(&format!("http://127.0.0.1:{}", sso_oidc_server.addr.port()));
+        let sso_portal_server =
+            serve::Server::bind_and_spawn(sso::portal_router(sso.clone()), None).await?;
 
         let source = create_iam_user(&moto.url, "stsbridge-minter")
             .await
@@ -138,6 +149,7 @@ impl TestBed {
             issuer,
             vault,
             sts,
+            sso,
             source,
             ca_file: tls.ca_file,
             moto,
@@ -145,6 +157,8 @@ impl TestBed {
             identity_server,
             login_server,
             sts_server,
+            sso_oidc_server,
+            sso_portal_server,
             _tempdir: tempdir,
         })
     }
@@ -191,6 +205,25 @@ impl TestBed {
         format!("http://127.0.0.1:{}", self.sts_server.addr.port())
     }
 
+    /// `AWS_ENDPOINT_URL_SSO_OIDC`: the SSO OIDC fake (device sign-in).
+    pub fn sso_oidc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sso_oidc_server.addr.port())
+    }
+
+    /// `AWS_ENDPOINT_URL_SSO`: the SSO portal fake (`GetRoleCredentials`).
+    pub fn sso_portal_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sso_portal_server.addr.port())
+    }
+
+    /// What `stsbridge sso` (and the AWS CLI's SSO support) needs to use the fakes: the two
+    /// endpoint overrides every AWS SDK reads.
+    pub fn sso_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_SSO_OIDC".into(), self.sso_oidc_url()),
+            ("AWS_ENDPOINT_URL_SSO".into(), self.sso_portal_url()),
+        ]
+    }
+
     /// The settings a handler needs to rotate against this test bed with the source keys read
     /// from the vault by secret URI (the app resolves them itself).
     pub fn env(&self) -> Vec<(String, String)> {
@@ -219,7 +252,8 @@ impl TestBed {
     }
 
     /// Every secret value the test bed knows of: source secret, minted secrets and session
-    /// tokens, Entra tokens, and every value stored in the vault but access key ids. A test
+    /// tokens (SSO role credentials included), Entra tokens, SSO client secrets, device codes,
+    /// access and refresh tokens, and every value stored in the vault but access key ids. A test
     /// searches captured output for these.
     pub fn secret_values(&self) -> Vec<String> {
         let mut out = vec![self.source.secret_access_key.clone()];
@@ -228,6 +262,7 @@ impl TestBed {
             out.push(m.session_token);
         }
         out.extend(self.issuer.issued_tokens());
+        out.extend(self.sso.secret_values());
         out.extend(
             self.vault
                 .all_values()

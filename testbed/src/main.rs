@@ -1,8 +1,10 @@
-//! `testbed up`: starts the local Key Vault, managed-identity endpoint, STS front and moto, prints
-//! the settings a handler needs, and runs until Ctrl-C (or SIGTERM), then stops everything.
+//! `testbed up`: starts the local Key Vault, managed-identity endpoint, STS front and moto, and the
+//! IAM Identity Center fakes; prints the settings a handler needs and the endpoints `stsbridge sso`
+//! needs, and runs until Ctrl-C (or SIGTERM), then stops everything.
 //!
 //! Usage: `testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N]`
-//! - `--env-file`: also write the settings as `export K='V'` lines (for `source`);
+//! - `--env-file`: also write the settings (and the SSO endpoints) as `export K='V'` lines (for
+//!   `source`);
 //! - `--settings-file`: also write them as a Core Tools `local.settings.json`;
 //! - `--latency-ms`: add this latency to every Key Vault and STS request.
 
@@ -41,10 +43,13 @@ async fn run() -> anyhow::Result<()> {
     bed.vault.faults.set_latency(Duration::from_millis(latency));
     bed.sts.faults.set_latency(Duration::from_millis(latency));
     let env = bed.env();
-    let lines: String = env
-        .iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
-        .collect();
+    let export = |vars: &[(String, String)]| -> String {
+        vars.iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+            .collect()
+    };
+    let lines = export(&env);
+    let sso_lines = export(&bed.sso_env());
     if let Some(path) = &settings_file {
         let mut values = serde_json::Map::new();
         for (k, v) in &env {
@@ -63,7 +68,8 @@ async fn run() -> anyhow::Result<()> {
     if let Some(path) = &env_file {
         // Written last: its appearance tells a waiting script that everything is up.
         let tmp = format!("{path}.tmp");
-        std::fs::write(&tmp, &lines).with_context(|| format!("writing {tmp}"))?;
+        std::fs::write(&tmp, format!("{lines}{sso_lines}"))
+            .with_context(|| format!("writing {tmp}"))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))?;
     }
     println!("# stsbridge test bed is up (Ctrl-C stops it). Settings for a handler:");
@@ -73,6 +79,19 @@ async fn run() -> anyhow::Result<()> {
         bed.source.user_name,
         testbed::SOURCE_KEY_ID_SECRET,
         testbed::SOURCE_SECRET_KEY_SECRET
+    );
+    println!("# IAM Identity Center (SSO OIDC and portal fakes) for `stsbridge sso`:");
+    print!("{sso_lines}");
+    println!(
+        "# stsbridge sso login --start-url {} --sso-region us-east-1 --account-id {} --role-name {}",
+        testbed::sso::START_URL,
+        testbed::sso::ACCOUNT_ID,
+        testbed::sso::ROLE_NAME
+    );
+    println!(
+        "# approve its code at {}/device (or: curl -d user_code=CODE {}/device)",
+        bed.sso_oidc_url(),
+        bed.sso_oidc_url()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

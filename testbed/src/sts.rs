@@ -55,6 +55,21 @@ pub struct Minted {
     pub user_id: String,
 }
 
+impl Minted {
+    /// A new, unique set (random key id, secret and session token) for this identity.
+    fn fresh(arn: String, user_id: String, account: String, expiration: String) -> Self {
+        Self {
+            access_key_id: format!("ASIA{}", random_alnum(16).to_ascii_uppercase()),
+            secret_access_key: random_alnum(40),
+            session_token: format!("FwoGZXIvYXdzE{}", random_alnum(300)),
+            expiration,
+            arn,
+            account,
+            user_id,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct StsFront {
     moto_url: String,
@@ -127,6 +142,22 @@ impl StsFront {
 }
 
 impl StsFront {
+    /// Mints a set outside any STS call — as IAM Identity Center's portal does for a role — that
+    /// the front then accepts like its own: `GetCallerIdentity` with it answers `arn`.
+    pub fn issue(&self, arn: &str, user_id: &str, account: &str, expiration: &str) -> Minted {
+        let minted = Minted::fresh(
+            arn.to_string(),
+            user_id.to_string(),
+            account.to_string(),
+            expiration.to_string(),
+        );
+        self.minted
+            .lock()
+            .unwrap()
+            .insert(minted.access_key_id.clone(), minted.clone());
+        minted
+    }
+
     /// How long a key made by `CreateAccessKey` is refused before it works (default: at once).
     pub fn set_key_propagation(&self, delay: std::time::Duration) {
         self.lifecycle.lock().unwrap().propagation = delay;
@@ -385,15 +416,12 @@ async fn answer(
         let account = arn.split(':').nth(4).unwrap_or("123456789012").to_string();
         (arn, user_id, account)
     };
-    let minted = Minted {
-        access_key_id: format!("ASIA{}", random_alnum(16).to_ascii_uppercase()),
-        secret_access_key: random_alnum(40),
-        session_token: format!("FwoGZXIvYXdzE{}", random_alnum(300)),
-        expiration: tag(&text, "Expiration").unwrap_or_default().to_string(),
+    let minted = Minted::fresh(
         arn,
-        account,
         user_id,
-    };
+        account,
+        tag(&text, "Expiration").unwrap_or_default().to_string(),
+    );
     let mut text = replace_tag(&text, "AccessKeyId", &minted.access_key_id);
     text = replace_tag(&text, "SecretAccessKey", &minted.secret_access_key);
     text = replace_tag(&text, "SessionToken", &minted.session_token);

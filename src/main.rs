@@ -598,6 +598,32 @@ async fn sso(command: SsoCommand) -> anyhow::Result<ExitCode> {
     };
     let settings = sso_settings(args)?;
     let cache = sso::cache::Cache::under_home(&home()?);
+    // The files are checked before anything else: a file stsbridge cannot edit should not cost
+    // the user a browser round trip.
+    let (profile_target, launch_target) = match &command {
+        SsoCommand::Login {
+            sync_profile,
+            credentials_file,
+            launch_settings,
+            ..
+        } => (
+            match sync_profile {
+                Some(profile) => Some(targets::ProfileTarget::open(
+                    match credentials_file {
+                        Some(p) => p.clone(),
+                        None => targets::default_credentials_file()?,
+                    },
+                    profile,
+                )?),
+                None => None,
+            },
+            launch_settings
+                .as_deref()
+                .map(targets::LaunchSettingsTarget::open)
+                .transpose()?,
+        ),
+        SsoCommand::CredentialProcess { .. } => (None, None),
+    };
     // The SSO calls are unsigned or bearer-authenticated: no AWS credentials are involved.
     let sdk = stsbridge::aws::sdk_config(
         &settings.region,
@@ -624,30 +650,7 @@ async fn sso(command: SsoCommand) -> anyhow::Result<ExitCode> {
             let credentials = sso::login::credentials(&signer, &portal).await?;
             println!("{}", credentials.to_process_json().expose_secret());
         }
-        SsoCommand::Login {
-            export,
-            sync_profile,
-            credentials_file,
-            launch_settings,
-            force,
-            ..
-        } => {
-            // The files are checked before the sign-in: a file stsbridge cannot edit should not
-            // cost the user a browser round trip.
-            let profile_target = match &sync_profile {
-                Some(profile) => Some(targets::ProfileTarget::open(
-                    match credentials_file {
-                        Some(p) => p,
-                        None => targets::default_credentials_file()?,
-                    },
-                    profile,
-                )?),
-                None => None,
-            };
-            let launch_target = launch_settings
-                .as_deref()
-                .map(targets::LaunchSettingsTarget::open)
-                .transpose()?;
+        SsoCommand::Login { export, force, .. } => {
             let (account, role) = settings.role()?;
             let (_, credentials) = sso::login::login(&signer, &portal, force).await?;
             ui.note(&format!(

@@ -118,8 +118,10 @@ impl AwsConfig {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // (section name, keys in order with their value lines)
-        let mut sections: Vec<(String, Vec<(String, Vec<String>)>)> = vec![];
-        let mut defaults: Vec<(String, Vec<String>)> = vec![];
+        // Each key with its value's lines, in file order.
+        type Keys = Vec<(String, Vec<String>)>;
+        let mut sections: Vec<(String, Keys)> = vec![];
+        let mut defaults: Keys = vec![];
         // Which list receives keys: None before any section, Some(None) for [DEFAULT].
         let mut current: Option<Option<usize>> = None;
         let mut current_key: Option<usize> = None;
@@ -264,7 +266,9 @@ impl SsoSettings {
     }
 }
 
-/// Values given as flags; they win over the profile's.
+/// Values given as flags. Alone, they are the legacy form; with a profile, the account and role
+/// win over the profile's, and a start URL or region is refused (it would sign in to one place
+/// and cache the sign-in under the name of another).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     pub start_url: Option<String>,
@@ -293,6 +297,11 @@ pub fn resolve(
             role_name: flags.role_name.clone(),
             profile: None,
         },
+        Some(_) if flags.start_url.is_some() || flags.region.is_some() => {
+            return Err(ConfigError::Invalid(
+                "--start-url and --sso-region cannot be combined with --aws-profile: the profile (or its sso-session) sets them".into(),
+            ))
+        }
         Some(name) => {
             let p = config
                 .profiles
@@ -475,6 +484,8 @@ cloudfront = true
         )
         .unwrap();
         assert_eq!(overridden.role().unwrap(), ("111122223333", "Admin"));
+        let mixed = resolve(&AwsConfig::parse(CONFIG).unwrap(), Some("dev"), &flags);
+        assert!(matches!(mixed, Err(ConfigError::Invalid(_))));
     }
 
     #[test]

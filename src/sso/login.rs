@@ -287,7 +287,7 @@ impl Signer<'_> {
         .context("starting the sign-in")?;
 
         let mut schedule = Schedule::new(device.interval, device.expires_in, self.clock.now());
-        let lifetime_minutes = (device.expires_in.max(60) / 60).max(1);
+        let lifetime_minutes = device.expires_in.max(60) / 60;
         let outcome = poll(
             &mut schedule,
             self.clock,

@@ -349,6 +349,29 @@ fn invalid_request(description: &str) -> Response {
     )
 }
 
+/// An OIDC error decided by a helper, turned into its answer by the handler.
+struct Refusal {
+    status: u16,
+    exception: &'static str,
+    error: &'static str,
+    description: &'static str,
+}
+
+impl Refusal {
+    fn invalid_request(description: &'static str) -> Self {
+        Self {
+            status: 400,
+            exception: "InvalidRequestException",
+            error: "invalid_request",
+            description,
+        }
+    }
+
+    fn response(&self) -> Response {
+        oidc_error(self.status, self.exception, self.error, self.description)
+    }
+}
+
 /// An injected fault, answered in the service's own error shape.
 fn fault_response(fault: Fault, portal: bool) -> Option<Response> {
     match fault {
@@ -408,11 +431,11 @@ pub fn portal_router(fake: Arc<SsoFake>) -> Router {
         .with_state(fake)
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, Refusal> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| invalid_request("The request body is not a JSON object"))
+        .ok_or_else(|| Refusal::invalid_request("The request body is not a JSON object"))
 }
 
 /// Common to every operation: latency, injected faults, the call log.
@@ -463,7 +486,7 @@ async fn register_client(State(fake): State<Arc<SsoFake>>, body: Bytes) -> Respo
     answer(&fake, "RegisterClient", false, call, || {
         let body = match body {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return r.response(),
         };
         let (Some(_name), Some(kind)) = (field(&body, "clientName"), field(&body, "clientType"))
         else {
@@ -520,21 +543,20 @@ async fn register_client(State(fake): State<Arc<SsoFake>>, body: Bytes) -> Respo
 }
 
 /// The registered client these credentials name, or the service's `invalid_client`.
-fn check_client(state: &Store, body: &Value) -> Result<String, Response> {
-    let invalid = || {
-        oidc_error(
-            401,
-            "InvalidClientException",
-            "invalid_client",
-            "Invalid client",
-        )
-    };
+fn check_client(state: &Store, body: &Value) -> Result<String, Refusal> {
     let (Some(id), Some(secret)) = (field(body, "clientId"), field(body, "clientSecret")) else {
-        return Err(invalid_request("clientId and clientSecret are required"));
+        return Err(Refusal::invalid_request(
+            "clientId and clientSecret are required",
+        ));
     };
     match state.clients.get(&id) {
         Some(c) if c.secret == secret && c.expires_at > Utc::now() => Ok(id),
-        _ => Err(invalid()),
+        _ => Err(Refusal {
+            status: 401,
+            exception: "InvalidClientException",
+            error: "invalid_client",
+            description: "Invalid client",
+        }),
     }
 }
 
@@ -547,14 +569,14 @@ async fn start_device_authorization(State(fake): State<Arc<SsoFake>>, body: Byte
     answer(&fake, "StartDeviceAuthorization", false, call, || {
         let body = match body {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return r.response(),
         };
         let config = fake.config();
         let base = fake.verification_base.lock().unwrap().clone();
         let mut state = fake.state.lock().unwrap();
         let client_id = match check_client(&state, &body) {
             Ok(id) => id,
-            Err(r) => return r,
+            Err(r) => return r.response(),
         };
         let Some(start_url) = field(&body, "startUrl") else {
             return invalid_request("startUrl is required");
@@ -599,13 +621,13 @@ async fn create_token(State(fake): State<Arc<SsoFake>>, body: Bytes) -> Response
     answer(&fake, "CreateToken", false, call, || {
         let body = match body {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return r.response(),
         };
         let config = fake.config();
         let mut state = fake.state.lock().unwrap();
         let client_id = match check_client(&state, &body) {
             Ok(id) => id,
-            Err(r) => return r,
+            Err(r) => return r.response(),
         };
         match field(&body, "grantType").as_deref() {
             Some(DEVICE_GRANT) => device_grant(&mut state, &config, &client_id, &body),

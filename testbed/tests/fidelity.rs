@@ -221,3 +221,37 @@ async fn a_vault_outside_the_challenge_domain_is_refused(bed: &TestBed) {
     }
     assert!(chain.contains("domain"), "{chain}");
 }
+
+/// botocore (the AWS CLI's SDK, from `.venv`) reads the IAM Identity Center fakes' answers and
+/// errors as it reads the real services': the modelled exceptions, statuses and fields.
+#[tokio::test]
+async fn botocore_reads_the_identity_center_fakes_like_the_real_services() {
+    let bed = TestBed::start().await.unwrap();
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python_sso_fidelity.py");
+
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .env_clear()
+        .envs(bed.sso_env())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", bed.dir())
+        .output()
+        .await
+        .expect("run the botocore script (scripts/setup.sh installs .venv)");
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let operations: HashMap<String, usize> =
+        bed.sso.calls().iter().fold(HashMap::new(), |mut m, c| {
+            *m.entry(c.operation.clone()).or_default() += 1;
+            m
+        });
+    assert_eq!(operations["RegisterClient"], 1);
+    assert_eq!(operations["GetRoleCredentials"], 3);
+}

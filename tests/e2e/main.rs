@@ -7,6 +7,7 @@
 //! - `targets`: many targets from a targets file (selection, per-target outcomes, pacing);
 //! - `timer_rotate`: the timer function;
 //! - `source_forms`: every way to give the IAM user's key;
+//! - `sso`: `stsbridge sso login`/`credential-process` against the IAM Identity Center fakes, with the AWS CLI;
 //! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
@@ -23,6 +24,7 @@ mod properties;
 mod reliability;
 mod source_forms;
 mod source_key;
+mod sso;
 mod support;
 mod targets;
 mod timer_rotate;

@@ -28,6 +28,11 @@ pub fn settings(bed: &TestBed, set: &[(&str, &str)], unset: &[&str]) -> HashMap<
     env
 }
 
+/// `stsbridge` with only `env`, `PATH` and `HOME`, stdin closed, stdout and stderr piped.
+pub fn cli_command(env: &HashMap<String, String>, home: &std::path::Path) -> Command {
+    base_command(env, home)
+}
+
 fn base_command(env: &HashMap<String, String>, home: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
@@ -255,7 +260,16 @@ impl HttpAnswer {
 /// serves from this same runtime).
 pub async fn run_cli(env: &HashMap<String, String>, args: &[&str]) -> CliOutput {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = base_command(env, home.path());
+    run_cli_in(env, home.path(), args).await
+}
+
+/// [`run_cli`] with a HOME that outlives the run (where `~/.aws` and caches persist).
+pub async fn run_cli_in(
+    env: &HashMap<String, String>,
+    home: &std::path::Path,
+    args: &[&str],
+) -> CliOutput {
+    let mut cmd = cli_command(env, home);
     cmd.args(args);
     let output = tokio::process::Command::from(cmd)
         .output()

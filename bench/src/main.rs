@@ -414,12 +414,13 @@ async fn paced(b: &mut Bench) -> anyhow::Result<()> {
         max_window = max_window.max(hi - lo + 1);
     }
     let floor = writes.len() as f64 / 30.0;
-    let (min_rss, max_rss) = (
-        samples.iter().min().copied().unwrap_or(0),
-        samples.iter().max().copied().unwrap_or(0),
-    );
-    let late = samples.len() / 4;
-    let quarter = samples[late..].iter().min().copied().unwrap_or(0);
+    let at = |q: usize| {
+        samples
+            .get((samples.len().saturating_sub(1)) * q / 4)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1024.0
+    };
     b.row(
         &format!("paced: {n} targets, one vault, 300 writes/10 s, wall (s)"),
         format!("{:.1}", wall.as_secs_f64()),
@@ -435,15 +436,10 @@ async fn paced(b: &mut Bench) -> anyhow::Result<()> {
         "sliding window over the vault's request log (limit 300)",
     );
     b.row(
-        "paced: RSS during the run min / max (MiB)",
-        format!(
-            "{:.1} / {:.1}",
-            min_rss as f64 / 1024.0,
-            max_rss as f64 / 1024.0
-        ),
+        "paced: RSS at 25 / 50 / 75 / 100 % of the run (MiB)",
+        format!("{:.1} / {:.1} / {:.1} / {:.1}", at(1), at(2), at(3), at(4)),
         &format!(
-            "sampled every 250 ms; after the first quarter at least {:.1}; peak {:.1}",
-            quarter as f64 / 1024.0,
+            "VmRSS sampled every 250 ms; peak {:.1}",
             peak as f64 / 1024.0
         ),
     );

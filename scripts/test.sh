@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the Python side (moto, Azure SDK for
-# Python), checks formatting and lints, and runs every Rust test (unit, end-to-end against the
-# local test bed, and the test bed's fidelity tests against the official SDKs).
+# Python), validates the infrastructure code offline, checks formatting, runs every Rust test
+# (unit, end-to-end against the local test bed, and the test bed's fidelity tests against the
+# official SDKs), and checks that the deployment build runs on the Functions workers' glibc.
+# Lints are scripts/lint.sh (CI runs clippy on its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+scripts/validate-infra.sh
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+scripts/build-deploy.sh --check

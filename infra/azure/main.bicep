@@ -1,6 +1,6 @@
 // stsbridge on Azure: a Flex Consumption Function App (custom handler, Linux) with a
 // system-assigned managed identity, the Key Vault it reads the AWS source key from and publishes
-// the session credentials to, identity-only storage, monitoring and two alerts.
+// the session credentials to, identity-only storage, monitoring and three alerts.
 //
 // Deploy into an existing resource group (docs/deploy.md):
 //   az deployment group create -g RG -f infra/azure/main.bicep -p @main.parameters.json
@@ -72,8 +72,8 @@ param awsRegion string = 'us-east-1'
 @maxValue(129600)
 param sessionDurationSeconds int = 7200
 
-@description('session-token and assume-role: stsbridge rotates the IAM user\'s access key when it is older than this many days.')
-@minValue(1)
+@description('session-token and assume-role: stsbridge rotates the IAM user\'s access key when it is older than this many days; 0 = never.')
+@minValue(0)
 @maxValue(3650)
 param sourceKeyMaxAgeDays int = 90
 
@@ -106,6 +106,11 @@ param operatorPrincipalId string = ''
 
 @description('E-mail address for the alerts. Empty: the alerts still fire and show in Azure Monitor, without notification.')
 param alertEmailAddress string = ''
+
+@description('Alert when no TimerRotate execution succeeded for this many hours: the two other alerts need the app to run, this one also catches an app that never starts (a binary the workers cannot run, a stopped app, a broken deployment). Keep it above the TimerSchedule interval; 0: no such alert.')
+@minValue(0)
+@maxValue(24)
+param rotationSilenceAlertHours int = 3
 
 @description('Flex Consumption instance size. stsbridge needs far less than 512 MB; 2048 is available in every Flex region.')
 @allowed([
@@ -362,10 +367,16 @@ var roleAppSettings = empty(roleArn) ? [] : [
   }
 ]
 
+// The token comes from the app's own system-assigned identity: the one whose object id the AWS
+// trust policy names (ManagedIdentityObjectId of infra/aws/federation.yaml).
 var webIdentityAppSettings = credentialMode == 'web-identity' ? [
   {
     name: 'WebIdentityAudience'
     value: webIdentityAudience
+  }
+  {
+    name: 'WebIdentityCredential'
+    value: 'managed-identity'
   }
 ] : []
 
@@ -572,9 +583,11 @@ resource rotationFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
   ]
 }
 
-// The app warns when the published set has less than ExpiryWarningSeconds left ("warning: the
-// published credentials expire in 1200 s (ExpiryWarningSeconds is 1800)") or has expired:
-// consumers are about to fail, whatever the reason rotations did not replace the set.
+// The app warns when the published set has less than ExpiryWarningSeconds left or has expired
+// (src/rotation: "the published credentials expire in 1200 s (ExpiryWarningSeconds is 1800)",
+// "... and could not be replaced", "the published credentials have expired"; with a targets
+// file the line starts with the target's name): consumers are about to fail, whatever the reason
+// rotations did not replace the set.
 resource expiryWarningAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-credentials-expiring-${appName}'
   location: location
@@ -593,10 +606,49 @@ resource expiryWarningAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
     criteria: {
       allOf: [
         {
-          query: 'traces | where message has "published credentials" and (message contains "expire in" or message contains "have expired")'
+          query: 'traces | where message contains "the published credentials expire in" or message contains "the published credentials have expired"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: alertActions
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
+// Neither alert above fires when nothing runs at all. This one counts successes instead.
+resource rotationSilenceAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (rotationSilenceAlertHours > 0) {
+  name: 'alert-rotation-silent-${appName}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'stsbridge: no successful TimerRotate for ${rotationSilenceAlertHours} h (${appName})'
+    description: 'TimerRotate has not succeeded recently: the app may not start (check its logs for the custom handler\'s start-up), be stopped, or have lost its deployment package. The published credentials expire without it.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT${rotationSilenceAlertHours}H'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | where operation_Name == "TimerRotate" and success == true'
+          timeAggregation: 'Count'
+          operator: 'LessThan'
+          threshold: 1
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1

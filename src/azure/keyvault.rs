@@ -371,30 +371,15 @@ impl Vaults {
         version: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), VaultError> {
-        let client = self.client(secret)?;
-        self.pacer.wait(&secret.vault_origin()).await;
         let parameters = UpdateSecretPropertiesParameters {
             tags: Some(tags.clone().into_iter().collect()),
             ..Default::default()
         };
-        let content = parameters
-            .try_into()
-            .map_err(|e| map_error("tag", secret, e))?;
-        let options = SecretClientUpdateSecretPropertiesOptions {
-            secret_version: Some(version.to_string()),
-            ..Default::default()
-        };
-        client
-            .update_secret_properties(&secret.name, content, Some(options))
-            .await
-            .map_err(|e| map_error("tag", secret, e))?;
-        Ok(())
+        self.update(secret, version, "tag", parameters).await
     }
 
     /// Disables one version (its value stays, but nobody can read it).
     pub async fn disable(&self, secret: &SecretRef, version: &str) -> Result<(), VaultError> {
-        let client = self.client(secret)?;
-        self.pacer.wait(&secret.vault_origin()).await;
         let parameters = UpdateSecretPropertiesParameters {
             secret_attributes: Some(SecretAttributes {
                 enabled: Some(false),
@@ -402,9 +387,22 @@ impl Vaults {
             }),
             ..Default::default()
         };
+        self.update(secret, version, "disable", parameters).await
+    }
+
+    /// Updates one version's properties (a paced write).
+    async fn update(
+        &self,
+        secret: &SecretRef,
+        version: &str,
+        op: &'static str,
+        parameters: UpdateSecretPropertiesParameters,
+    ) -> Result<(), VaultError> {
+        let client = self.client(secret)?;
+        self.pacer.wait(&secret.vault_origin()).await;
         let content = parameters
             .try_into()
-            .map_err(|e| map_error("disable", secret, e))?;
+            .map_err(|e| map_error(op, secret, e))?;
         let options = SecretClientUpdateSecretPropertiesOptions {
             secret_version: Some(version.to_string()),
             ..Default::default()
@@ -412,7 +410,7 @@ impl Vaults {
         client
             .update_secret_properties(&secret.name, content, Some(options))
             .await
-            .map_err(|e| map_error("disable", secret, e))?;
+            .map_err(|e| map_error(op, secret, e))?;
         Ok(())
     }
 }

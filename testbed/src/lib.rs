@@ -397,6 +397,19 @@ pub async fn create_iam_user(moto_url: &str, user_name: &str) -> anyhow::Result<
     })
 }
 
+/// A random request id shaped like AWS's (`8-4-4-4-12` hex).
+pub fn request_id() -> String {
+    let h = random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> String {
     let mut rng = rand::rng();

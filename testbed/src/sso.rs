@@ -45,7 +45,7 @@ use serde_json::{json, Value};
 use crate::faults::{Fault, Faults};
 use crate::serve::DropConnection;
 use crate::sts::StsFront;
-use crate::{random_alnum, random_hex};
+use crate::{random_alnum, request_id};
 
 /// The account and role the fake assigns to its user by default.
 pub const ACCOUNT_ID: &str = "111122223333";
@@ -326,18 +326,6 @@ fn ok_json(body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
-}
-
-fn request_id() -> String {
-    let h = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 fn invalid_request(description: &str) -> Response {

@@ -28,7 +28,7 @@ use axum::Router;
 
 use crate::faults::{Fault, Faults};
 use crate::serve::DropConnection;
-use crate::{random_alnum, random_hex};
+use crate::{random_alnum, request_id};
 
 /// One call the front answered.
 #[derive(Clone, Debug)]
@@ -213,7 +213,7 @@ pub fn error_xml(status: u16, code: &str, message: &str) -> Response {
     let body = format!(
         "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
         xml_escape(message),
-        uuid_like()
+        request_id()
     );
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, [("content-type", "text/xml")], body).into_response()
@@ -223,18 +223,6 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn uuid_like() -> String {
-    let h = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// The access key id and the service from a SigV4 `Authorization` header.
@@ -436,7 +424,7 @@ async fn answer(
 fn caller_identity(arn: &str, user_id: &str, account: &str) -> Response {
     let body = format!(
         "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <GetCallerIdentityResult>\n    <Arn>{arn}</Arn>\n    <UserId>{user_id}</UserId>\n    <Account>{account}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
-        uuid_like()
+        request_id()
     );
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }

@@ -16,6 +16,7 @@
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
+//! - [`net`]: which hosts count as this machine (loopback), for checks relaxed only there.
 
 // `rotation::Failure` is a large error type; it is the cold path of an hourly operation, and
 // boxing it would add noise to every `?` for no measurable gain.
@@ -26,6 +27,7 @@ pub mod azure;
 pub mod consumers;
 pub mod functions;
 pub mod logging;
+pub mod net;
 pub mod rotation;
 pub mod secrets;
 pub mod settings;

@@ -518,7 +518,7 @@ async fn export(
     let credentials = fresh_bundle(&bundle, min_remaining).await?;
     print!(
         "{}",
-        consumers::export::render(&credentials, format).expose_secret()
+        consumers::export::render(&credentials, format)?.expose_secret()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -671,7 +671,7 @@ async fn sso(command: SsoCommand) -> anyhow::Result<ExitCode> {
             if let Some(format) = export {
                 print!(
                     "{}",
-                    consumers::export::render(&credentials, format).expose_secret()
+                    consumers::export::render(&credentials, format)?.expose_secret()
                 );
             }
         }

@@ -44,6 +44,77 @@ pub enum BundleError {
     Missing(&'static str),
     #[error("the bundle's Expiration is not an RFC 3339 time")]
     BadExpiration,
+    #[error(transparent)]
+    Invalid(#[from] CredentialsError),
+}
+
+/// Why a credential value is refused: it is not shaped like what AWS issues. Names the field and
+/// the rule, never the value.
+///
+/// Every credential that reaches a consumer's files or shell comes through
+/// [`SessionCredentials::new`]: a bundle from the vault or a cache file, an STS answer, IAM
+/// Identity Center role credentials. Anyone who can write the bundle (a Secrets Officer, a
+/// compromised function identity) could otherwise put a line break into a value and add
+/// sections to `~/.aws/credentials` (a `credential_process` line runs a command), or a quote
+/// into `export`'s output. AWS's own values are far narrower: access key ids are letters and
+/// digits, secret keys and session tokens are base64.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{field} {rule}")]
+pub struct CredentialsError {
+    pub field: &'static str,
+    pub rule: &'static str,
+}
+
+/// `AccessKeyId`: 16–128 ASCII letters and digits (AWS's own bound; real ids are 20, `AKIA…`/`ASIA…`).
+pub fn check_access_key_id(value: &str) -> Result<(), CredentialsError> {
+    check(
+        "AccessKeyId",
+        value,
+        16..=128,
+        |c| c.is_ascii_alphanumeric(),
+        "is not an AWS access key id (16-128 letters and digits)",
+    )
+}
+
+/// The base64 alphabet AWS secret keys and session tokens are written in.
+fn base64_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')
+}
+
+fn check_secret_access_key(value: &str) -> Result<(), CredentialsError> {
+    check(
+        "SecretAccessKey",
+        value,
+        16..=256,
+        base64_char,
+        "is not an AWS secret access key (16-256 characters of A-Z a-z 0-9 + / =)",
+    )
+}
+
+/// Session tokens have no fixed size (AWS: "make no assumptions about the maximum size"); the
+/// bound is what a Key Vault secret holds.
+fn check_session_token(value: &str) -> Result<(), CredentialsError> {
+    check(
+        "SessionToken",
+        value,
+        16..=20_000,
+        base64_char,
+        "is not an AWS session token (16-20000 characters of A-Z a-z 0-9 + / =)",
+    )
+}
+
+fn check(
+    field: &'static str,
+    value: &str,
+    len: std::ops::RangeInclusive<usize>,
+    allowed: impl Fn(char) -> bool,
+    rule: &'static str,
+) -> Result<(), CredentialsError> {
+    if len.contains(&value.len()) && value.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err(CredentialsError { field, rule })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,6 +129,26 @@ struct ProcessJson<'a> {
 }
 
 impl SessionCredentials {
+    /// A credential set whose values are shaped like AWS's (see [`CredentialsError`]): the one way
+    /// outside values become credentials.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: SecretString,
+        session_token: SecretString,
+        expiration: DateTime<Utc>,
+    ) -> Result<Self, CredentialsError> {
+        let access_key_id = access_key_id.into();
+        check_access_key_id(&access_key_id)?;
+        check_secret_access_key(secret_access_key.expose_secret())?;
+        check_session_token(session_token.expose_secret())?;
+        Ok(Self {
+            access_key_id,
+            secret_access_key,
+            session_token,
+            expiration,
+        })
+    }
+
     /// The AWS `credential_process` JSON (`Version` 1), which is also the bundle secret's value.
     pub fn to_process_json(&self) -> SecretString {
         let doc = ProcessJson {
@@ -89,28 +180,38 @@ impl SessionCredentials {
         let expiration = DateTime::parse_from_rfc3339(&expiration)
             .map_err(|_| BundleError::BadExpiration)?
             .with_timezone(&Utc);
-        Ok(Self {
-            access_key_id: field(doc.access_key_id, "AccessKeyId")?,
-            secret_access_key: SecretString::from(field(doc.secret_access_key, "SecretAccessKey")?),
-            session_token: SecretString::from(field(doc.session_token, "SessionToken")?),
+        Ok(Self::new(
+            field(doc.access_key_id, "AccessKeyId")?,
+            SecretString::from(field(doc.secret_access_key, "SecretAccessKey")?),
+            SecretString::from(field(doc.session_token, "SessionToken")?),
             expiration,
-        })
+        )?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const SECRET: &str = "s3cr3tValueOfFortyCharactersExample/+0=";
+    const TOKEN: &str = "FwoGZXIvYXdzEt0k3nValueExample+/=";
 
     fn sample() -> SessionCredentials {
         SessionCredentials {
             access_key_id: "ASIAEXAMPLEEXAMPLE01".into(),
-            secret_access_key: SecretString::from("s3cr3t-value".to_string()),
-            session_token: SecretString::from("t0k3n-value".to_string()),
+            secret_access_key: SecretString::from(SECRET.to_string()),
+            session_token: SecretString::from(TOKEN.to_string()),
             expiration: DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z")
                 .unwrap()
                 .with_timezone(&Utc),
         }
+    }
+
+    fn bundle(id: &str, secret: &str, token: &str) -> String {
+        serde_json::json!({"Version": 1, "AccessKeyId": id, "SecretAccessKey": secret,
+            "SessionToken": token, "Expiration": "2030-01-01T00:00:00Z"})
+        .to_string()
     }
 
     #[test]
@@ -121,7 +222,7 @@ mod tests {
         assert_eq!(v["Expiration"], "2030-01-02T03:04:05Z");
         let back = SessionCredentials::from_process_json(json.expose_secret()).unwrap();
         assert_eq!(back.access_key_id, "ASIAEXAMPLEEXAMPLE01");
-        assert_eq!(back.session_token.expose_secret(), "t0k3n-value");
+        assert_eq!(back.session_token.expose_secret(), TOKEN);
     }
 
     #[test]
@@ -140,10 +241,64 @@ mod tests {
         assert!(!err.to_string().contains("s3cr3t"));
     }
 
+    /// Issue #15 M1: a value with a line break would add sections to `~/.aws/credentials`.
+    #[test]
+    fn a_bundle_whose_values_could_break_out_of_a_file_is_refused_naming_the_field() {
+        let injected = format!("{SECRET}\n[bridged]\ncredential_process = sh -c id");
+        for (text, field) in [
+            (
+                bundle("ASIAEXAMPLEEXAMPLE01", &injected, TOKEN),
+                "SecretAccessKey",
+            ),
+            (
+                bundle("ASIAEXAMPLE\nEXAMPLE01", SECRET, TOKEN),
+                "AccessKeyId",
+            ),
+            (
+                bundle(
+                    "ASIAEXAMPLEEXAMPLE01",
+                    SECRET,
+                    &format!("{TOKEN}\u{2019}; calc"),
+                ),
+                "SessionToken",
+            ),
+            (bundle("ASIA'EXAMPLEEXAMPLE", SECRET, TOKEN), "AccessKeyId"),
+            (
+                bundle("ASIAEXAMPLEEXAMPLE01", "short", TOKEN),
+                "SecretAccessKey",
+            ),
+        ] {
+            let err = SessionCredentials::from_process_json(&text).unwrap_err();
+            let BundleError::Invalid(e) = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(e.field, field);
+            assert!(!err.to_string().contains("bridged") && !err.to_string().contains("calc"));
+        }
+    }
+
     #[test]
     fn debug_output_redacts_every_secret() {
         let debug = format!("{:?}", sample());
-        assert!(!debug.contains("s3cr3t-value") && !debug.contains("t0k3n-value"));
+        assert!(!debug.contains(SECRET) && !debug.contains(TOKEN));
         assert!(debug.contains("ASIAEXAMPLEEXAMPLE01"));
+    }
+
+    proptest! {
+        /// Whatever a bundle holds, an accepted value has no character a file or shell format
+        /// could give a meaning to: no control character, quote, space, bracket, `$` or `;`.
+        #[test]
+        fn accepted_values_hold_only_their_alphabet(
+            id in "\\PC{0,40}|[A-Z0-9]{16,24}",
+            secret in "\\PC{0,60}|[A-Za-z0-9+/=]{16,60}",
+            token in "\\PC{0,80}|[A-Za-z0-9+/=]{16,80}",
+        ) {
+            let text = bundle(&id, &secret, &token);
+            if let Ok(c) = SessionCredentials::from_process_json(&text) {
+                for v in [c.access_key_id.as_str(), c.secret_access_key.expose_secret(), c.session_token.expose_secret()] {
+                    prop_assert!(v.chars().all(|ch| ch.is_ascii_alphanumeric() || "+/=".contains(ch)), "{v:?}");
+                }
+            }
+        }
     }
 }

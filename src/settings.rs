@@ -343,6 +343,21 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An AWS endpoint override (`setting`, else `AWS_ENDPOINT_URL`), checked to be a URL;
+    /// plain http to another machine is allowed but warned about.
+    fn endpoint(&mut self, setting: &str) -> Option<String> {
+        let (name, value) = match self.get(setting) {
+            Some(v) => (setting, v),
+            None => ("AWS_ENDPOINT_URL", self.get("AWS_ENDPOINT_URL")?),
+        };
+        if Url::parse(value).is_err() {
+            self.error(name, format!("'{value}' is not a URL"));
+        } else if let Some(w) = crate::net::plain_http_warning(name, value) {
+            self.warnings.push(w);
+        }
+        Some(value.to_string())
+    }
+
     /// A value that may be given directly or point at a Key Vault secret.
     fn source_value(
         &mut self,
@@ -440,7 +455,7 @@ impl Settings {
             .unwrap_or_else(|| Url::parse("https://invalid.vault.azure.net").expect("static URL"));
         let verify_challenge_resource = r.boolean("KeyVaultVerifyChallengeResource", true);
         if !verify_challenge_resource {
-            r.warnings.push("KeyVaultVerifyChallengeResource is false: the vault's authentication challenge is not checked against the vault's domain; use this only with a local emulator".into());
+            r.warnings.push("KeyVaultVerifyChallengeResource is false: the authentication challenge of vaults on this machine is not checked against their domain; use this only with a local emulator".into());
         }
 
         let mode_name = r
@@ -532,25 +547,8 @@ impl Settings {
                 format!("'{region}' is not an AWS region like us-east-1"),
             );
         }
-        let sts_endpoint = r
-            .get("AWS_ENDPOINT_URL_STS")
-            .or_else(|| r.get("AWS_ENDPOINT_URL"))
-            .map(str::to_string);
-        if let Some(e) = &sts_endpoint {
-            if Url::parse(e).is_err() {
-                r.error("AWS_ENDPOINT_URL_STS", format!("'{e}' is not a URL"));
-            }
-        }
-
-        let iam_endpoint = r
-            .get("AWS_ENDPOINT_URL_IAM")
-            .or_else(|| r.get("AWS_ENDPOINT_URL"))
-            .map(str::to_string);
-        if let Some(e) = &iam_endpoint {
-            if Url::parse(e).is_err() {
-                r.error("AWS_ENDPOINT_URL_IAM", format!("'{e}' is not a URL"));
-            }
-        }
+        let sts_endpoint = r.endpoint("AWS_ENDPOINT_URL_STS");
+        let iam_endpoint = r.endpoint("AWS_ENDPOINT_URL_IAM");
 
         let (min, max) = mode
             .as_ref()
@@ -606,6 +604,39 @@ impl Settings {
                     "SourceKeyMaxAgeDays is {source_key_max_age_days}, but {} and {} are given as values or pinned versions: stsbridge cannot write a new key back, so the IAM user's key is not rotated. Give them as versionless secret URIs (or Key Vault references) to have it rotated, or set SourceKeyMaxAgeDays=0 to silence this",
                     source.settings.0, source.settings.1
                 ));
+            }
+        }
+
+        if !verify_challenge_resource {
+            // Honoured only where the check cannot pass (a vault on this machine has no name in
+            // the challenge resource's domain); elsewhere it would let any server that answers
+            // for the vault's address collect a Key Vault token (issue #15 L2).
+            let mut vaults: Vec<&Url> = targets.all().iter().map(|t| &t.vault).collect();
+            vaults.extend(key_vault_url.iter());
+            if let Some(source) = mode.as_ref().and_then(Mode::source) {
+                for v in [&source.access_key_id, &source.secret_access_key] {
+                    if let SourceValue::KeyVault(r, _) = v {
+                        vaults.push(&r.vault);
+                    }
+                }
+            }
+            if let Some(Mode::WebIdentity {
+                credential:
+                    WebIdentityCredential::ClientSecret {
+                        secret: SourceValue::KeyVault(r, _),
+                        ..
+                    },
+                ..
+            }) = &mode
+            {
+                vaults.push(&r.vault);
+            }
+            if let Some(remote) = vaults.iter().find(|v| !crate::net::is_loopback(v)) {
+                let remote = crate::azure::reference::origin(remote);
+                r.error(
+                    "KeyVaultVerifyChallengeResource",
+                    format!("false is honoured only for a vault on this machine (127.0.0.0/8, ::1, localhost), and {remote} is not: remove the setting"),
+                );
             }
         }
 
@@ -969,12 +1000,30 @@ pub fn export_local_settings(path: &std::path::Path) -> anyhow::Result<()> {
     let Some(values) = doc.get("Values").and_then(|v| v.as_object()) else {
         anyhow::bail!("{} has no \"Values\" object", path.display());
     };
+    let mut pairs = Vec::with_capacity(values.len());
     for (k, v) in values {
         let v = match v {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => continue,
             other => other.to_string(),
         };
+        // `set_var` panics on these, with the value in the message; the value may be a secret.
+        if k.is_empty() || k.contains(['=', '\0']) {
+            anyhow::bail!(
+                "{}: Values has a setting named {k:?}, which cannot be an environment variable (empty, or holding '=' or NUL)",
+                path.display()
+            );
+        }
+        if v.contains('\0') {
+            anyhow::bail!(
+                "{}: the value of {k} holds a NUL character, which an environment variable cannot hold",
+                path.display()
+            );
+        }
+        pairs.push((k, v));
+    }
+    // Only once every entry is valid: a file that is refused changes nothing.
+    for (k, v) in pairs {
         std::env::set_var(k, v);
     }
     Ok(())

@@ -199,13 +199,19 @@ fn minted(
                 message: "the credentials' expiration is out of range".into(),
             }
         })?;
+    // Checked like a bundle: an answer from an endpoint override is outside input too.
+    let credentials = SessionCredentials::new(
+        c.access_key_id(),
+        SecretString::from(c.secret_access_key().to_string()),
+        SecretString::from(c.session_token().to_string()),
+        expiration,
+    )
+    .map_err(|e| AwsError::Unexpected {
+        action,
+        message: format!("the credentials in the answer are not shaped like AWS's: {e}"),
+    })?;
     Ok(MintedCredentials {
-        credentials: SessionCredentials {
-            access_key_id: c.access_key_id().to_string(),
-            secret_access_key: SecretString::from(c.secret_access_key().to_string()),
-            session_token: SecretString::from(c.session_token().to_string()),
-            expiration,
-        },
+        credentials,
         assumed_role_arn,
     })
 }

@@ -178,4 +178,26 @@ mod tests {
         )
         .is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever the values hold, the file stays JSON with the same keys, and every profile's
+        /// variables read back exactly as given.
+        #[test]
+        fn hostile_values_read_back_exactly_and_add_nothing(
+            c in crate::consumers::hostile::credentials()
+        ) {
+            let (out, _) = update(FILE, &c).unwrap();
+            let doc: Value = serde_json::from_str(&out).unwrap();
+            let before: Value = serde_json::from_str(FILE).unwrap();
+            let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+            proptest::prop_assert_eq!(keys(&doc), keys(&before));
+            proptest::prop_assert_eq!(keys(&doc["profiles"]), keys(&before["profiles"]));
+            for (_, profile) in doc["profiles"].as_object().unwrap() {
+                let vars = &profile["environmentVariables"];
+                proptest::prop_assert_eq!(vars["AWS_ACCESS_KEY_ID"].as_str(), Some(c.access_key_id.as_str()));
+                proptest::prop_assert_eq!(vars["AWS_SECRET_ACCESS_KEY"].as_str(), Some(c.secret_access_key.expose_secret()));
+                proptest::prop_assert_eq!(vars["AWS_SESSION_TOKEN"].as_str(), Some(c.session_token.expose_secret()));
+            }
+        }
+    }
 }

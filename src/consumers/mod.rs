@@ -10,6 +10,8 @@
 pub mod cache;
 pub mod export;
 pub mod files;
+#[cfg(test)]
+pub(crate) mod hostile;
 pub mod launch_settings;
 pub mod profile;
 pub mod targets;
@@ -42,6 +44,12 @@ impl BundleSource {
             .map_err(|e| anyhow::anyhow!("--vault (KeyVaultUrl): {e}"))?;
         crate::azure::reference::check_secret_name(secret)
             .map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
+        if !verify_challenge_resource && !crate::net::is_loopback(&vault) {
+            anyhow::bail!(
+                "--verify-challenge-resource false (KeyVaultVerifyChallengeResource) is honoured only for a vault on this machine (127.0.0.0/8, ::1, localhost), and {} is not: remove it",
+                crate::azure::reference::origin(&vault)
+            );
+        }
         Ok(Self {
             secret: SecretRef::new(&vault, secret),
             verify_challenge_resource,

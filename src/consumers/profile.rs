@@ -17,6 +17,11 @@ pub enum ProfileError {
     Malformed(usize),
     #[error("'{0}' is not a valid profile name")]
     BadName(String),
+    /// A value the file cannot hold as written (a line break would start a new line, a section
+    /// or key of the writer's choosing). Credentials are checked when they are read, so this is
+    /// a second line of defence.
+    #[error("the {0} value cannot be written into a credentials file (it holds a control character or surrounding space)")]
+    UnsafeValue(&'static str),
 }
 
 /// The outcome of an edit.
@@ -99,6 +104,11 @@ pub fn update_profile(
         creds.secret_access_key.expose_secret(),
         creds.session_token.expose_secret(),
     ];
+    for (key, value) in KEYS.iter().zip(values) {
+        if value.chars().any(char::is_control) || value.trim() != value {
+            return Err(ProfileError::UnsafeValue(key));
+        }
+    }
 
     // Split keeping line endings, so untouched lines are copied exactly.
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -238,5 +248,50 @@ mod tests {
             Err(ProfileError::Malformed(2))
         );
         assert!(update_profile("", "bad]name", &creds("A")).is_err());
+    }
+
+    #[test]
+    fn a_value_with_a_line_break_is_refused_and_nothing_is_written() {
+        let mut c = creds("ASIANEW");
+        c.secret_access_key =
+            SecretString::from("x\n[bridged]\ncredential_process = sh -c id".to_string());
+        assert_eq!(
+            update_profile(FILE, "app", &c),
+            Err(ProfileError::UnsafeValue("aws_secret_access_key"))
+        );
+    }
+
+    proptest::proptest! {
+        /// Read back as the AWS CLI reads the file (botocore's parser, `sso::config`): either the
+        /// value is refused, or the file has the same sections as before and the profile holds
+        /// exactly the values given.
+        #[test]
+        fn hostile_values_never_add_a_section_or_a_key(
+            c in crate::consumers::hostile::credentials()
+        ) {
+            use crate::sso::config::raw_sections;
+            let out = match update_profile(FILE, "app", &c) {
+                Err(ProfileError::UnsafeValue(_)) | Ok(Edit::Unchanged) => return Ok(()),
+                Err(e) => panic!("{e}"),
+                Ok(Edit::Updated(out)) => out,
+            };
+            let before = raw_sections(FILE).unwrap();
+            let after = raw_sections(&out).unwrap();
+            let names = |s: &[(String, crate::sso::config::Section)]| {
+                s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(names(&after), names(&before));
+            for ((name, was), (_, now)) in before.iter().zip(after.iter()) {
+                if name != "app" {
+                    proptest::prop_assert_eq!(was, now);
+                    continue;
+                }
+                let mut want = was.clone();
+                want.insert(KEYS[0].into(), c.access_key_id.clone());
+                want.insert(KEYS[1].into(), c.secret_access_key.expose_secret().to_string());
+                want.insert(KEYS[2].into(), c.session_token.expose_secret().to_string());
+                proptest::prop_assert_eq!(now, &want);
+            }
+        }
     }
 }

@@ -68,6 +68,14 @@ pub fn decide(
         }
     }
     let age = now.signed_duration_since(minted_at);
+    // A `minted-at` in the future (a clock far ahead, or a tag written by hand) would otherwise
+    // keep the set "fresh" until that time comes, whatever its expiry.
+    if age < chrono::Duration::zero() {
+        return Decision::Rotate(format!(
+            "the published set's minted-at ({}) is in the future",
+            minted_at.to_rfc3339()
+        ));
+    }
     if age >= min {
         return Decision::Rotate(format!(
             "the published set was minted {} s ago",
@@ -81,7 +89,7 @@ pub fn decide(
     }
     Decision::Fresh(format!(
         "the published set was minted {} s ago, within MinRotationIntervalSeconds ({} s)",
-        age.num_seconds().max(0),
+        age.num_seconds(),
         min_interval.as_secs()
     ))
 }
@@ -195,6 +203,20 @@ mod tests {
             at("2030-01-01T00:00:00Z"),
         );
         assert!(matches!(d, Decision::Rotate(_)));
+    }
+
+    /// Issue #15 L7.
+    #[test]
+    fn a_set_minted_in_the_future_is_not_fresh() {
+        let p = published("2030-01-01T00:10:00Z", "2030-01-01T02:00:00Z");
+        let d = decide(
+            false,
+            Some(&p),
+            &wanted(),
+            FIVE_MIN,
+            at("2030-01-01T00:00:00Z"),
+        );
+        assert!(matches!(d, Decision::Rotate(r) if r.contains("future")));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod source_key;
 pub mod tags;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -55,6 +56,23 @@ impl Request {
     }
 }
 
+/// The run in flight, for triggers that arrive while it lasts.
+struct InFlight {
+    request: Request,
+    /// Set by a forced trigger that joins; the run reads it when it decides.
+    force: Arc<AtomicBool>,
+    run: Shared<BoxFuture<'static, Outcome>>,
+}
+
+/// Whether a forced trigger that arrived at `arrived` can take this outcome as its own: a set
+/// minted after it arrived, or a failure (running again at once would most likely fail alike).
+fn satisfies_force(outcome: &Outcome, arrived: DateTime<Utc>) -> bool {
+    match outcome.as_ref() {
+        Ok(report) => report.rotated && report.minted_at.is_some_and(|m| m >= arrived),
+        Err(_) => true,
+    }
+}
+
 /// The rotation service: settings, adapters, and the run in flight.
 pub struct RotationService {
     pub settings: Settings,
@@ -62,7 +80,7 @@ pub struct RotationService {
     sts: Sts,
     iam: crate::aws::iam::Iam,
     web_identity: Option<Arc<dyn TokenCredential>>,
-    inflight: Mutex<Option<(Request, Shared<BoxFuture<'static, Outcome>>)>>,
+    inflight: Mutex<Option<InFlight>>,
     hygiene: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -190,20 +208,33 @@ impl RotationService {
         })
     }
 
-    /// Runs a rotation, or joins the one in flight. A trigger joins whatever run is in flight
-    /// (forced or not); one that asks for more (rotating the source key) waits for it to end and
-    /// then runs.
+    /// Runs a rotation, or joins the one in flight.
+    ///
+    /// A trigger joins whatever run is in flight and gets its result, with two exceptions. One
+    /// that asks for more (rotating the source key) waits for it to end and then runs. A forced
+    /// one upgrades the run to forced if it has not decided yet, and accepts its result only if
+    /// that run minted after the trigger arrived (or failed); otherwise — the run found the set
+    /// fresh, or had minted already — it runs again, so `force` always means a set minted after
+    /// it was asked for (issue #15 L3).
     pub async fn rotate(self: &Arc<Self>, request: Request) -> Outcome {
+        let arrived = Utc::now();
         loop {
             let (joined, run) = {
                 let mut inflight = self.inflight.lock().expect("no panics while held");
                 match inflight.as_ref() {
-                    Some((running, run)) => (running.covers(&request), run.clone()),
+                    Some(running) => {
+                        if request.force {
+                            running.force.store(true, Ordering::SeqCst);
+                        }
+                        (running.request.covers(&request), running.run.clone())
+                    }
                     None => {
                         let me = self.clone();
+                        let force = Arc::new(AtomicBool::new(request.force));
+                        let run_force = force.clone();
                         let run = async move {
                             let budget = me.settings.rotation_time_budget;
-                            let outcome = match tokio::time::timeout(budget, me.run(request)).await {
+                            let outcome = match tokio::time::timeout(budget, me.run(request, &run_force)).await {
                                 Ok(result) => result,
                                 Err(_) => Err(Failure::new(
                                     Step::Publish,
@@ -220,7 +251,11 @@ impl RotationService {
                         }
                         .boxed()
                         .shared();
-                        *inflight = Some((request, run.clone()));
+                        *inflight = Some(InFlight {
+                            request,
+                            force,
+                            run: run.clone(),
+                        });
                         // Driven by its own task, so it completes even if every caller goes away.
                         tokio::spawn(run.clone());
                         (true, run)
@@ -228,7 +263,7 @@ impl RotationService {
                 }
             };
             let outcome = run.await;
-            if joined {
+            if joined && (!request.force || satisfies_force(&outcome, arrived)) {
                 return outcome;
             }
         }
@@ -236,9 +271,13 @@ impl RotationService {
 
     /// One run; a failure says so when the published set is about to expire (no silent expiry
     /// while STS or Key Vault is out).
-    async fn run(self: &Arc<Self>, request: Request) -> Result<Report, Failure> {
+    async fn run(
+        self: &Arc<Self>,
+        request: Request,
+        force: &AtomicBool,
+    ) -> Result<Report, Failure> {
         let mut published_expiry = None;
-        let result = self.run_inner(request, &mut published_expiry).await;
+        let result = self.run_inner(request, force, &mut published_expiry).await;
         match result {
             Ok(report) => {
                 if report.rotated {
@@ -268,6 +307,7 @@ impl RotationService {
     async fn run_inner(
         &self,
         request: Request,
+        force: &AtomicBool,
         published_expiry: &mut Option<DateTime<Utc>>,
     ) -> Result<Report, Failure> {
         let started = Instant::now();
@@ -298,8 +338,10 @@ impl RotationService {
         let wanted = s.fingerprint(source.as_ref().map(|k| k.access_key_id.as_str()));
         let bundle = current.as_ref().and_then(|c| c.bundle_published());
         *published_expiry = bundle.as_ref().and_then(|b| b.expires);
+        // Read now, not at the start: a forced trigger that joined during the reads upgrades
+        // this run (see `rotate`).
         let decision = decide(
-            request.force,
+            force.load(Ordering::SeqCst),
             bundle.as_ref(),
             &wanted,
             s.min_rotation_interval,
@@ -355,6 +397,7 @@ impl RotationService {
         let mut report = self.report(true, reason, &minted.credentials, versions, started, |r| {
             r.assumed_role_arn = minted.assumed_role_arn.clone();
             r.caller_arn = Some(caller.arn.clone());
+            r.minted_at = Some(now);
         });
         self.finish_plan(plan.as_mut(), &mut report, now).await;
         Ok(report)

@@ -36,6 +36,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub duration_ms: u64,
+    /// When this run's mint was sent (`None` when it did not mint): a forced trigger accepts
+    /// the result of a run it joined only if its set was minted after the trigger arrived.
+    #[serde(skip)]
+    pub minted_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Report {
@@ -83,6 +87,8 @@ pub enum Step {
 pub enum Kind {
     /// Bad request parameters (400).
     BadRequest,
+    /// The request cannot be done now, because of another run or a grace period (409).
+    Conflict,
     /// Invalid settings (500).
     Settings,
     /// An upstream refused or failed, including a partial publish (502).
@@ -164,6 +170,7 @@ impl Failure {
     pub fn http_status(&self) -> u16 {
         match self.kind {
             Kind::BadRequest => 400,
+            Kind::Conflict => 409,
             Kind::Settings => 500,
             Kind::Upstream => 502,
             Kind::Unreachable => 503,

@@ -42,6 +42,8 @@ pub mod tags {
     pub const BELONGS_TO: &str = "access-key-id";
     pub const KEY_CREATED: &str = "access-key-created";
     pub const CREATING_SINCE: &str = "key-creating-since";
+    /// Set when the run that made the `creating` marker stopped with an error.
+    pub const CREATING_ENDED: &str = "key-creating-ended";
     pub const DEACTIVATED_AT: &str = "key-deactivated-at";
 }
 
@@ -49,9 +51,18 @@ pub mod tags {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyState {
     Idle,
-    Creating { since: DateTime<Utc> },
-    Pending { previous: String },
-    Deactivated { previous: String, at: DateTime<Utc> },
+    /// A run marked the start of a rotation; `ended` when it has said it stopped.
+    Creating {
+        since: DateTime<Utc>,
+        ended: bool,
+    },
+    Pending {
+        previous: String,
+    },
+    Deactivated {
+        previous: String,
+        at: DateTime<Utc>,
+    },
 }
 
 fn time_tag(tags: &BTreeMap<String, String>, name: &str) -> Option<DateTime<Utc>> {
@@ -64,7 +75,10 @@ pub fn state_of(tags: &BTreeMap<String, String>) -> KeyState {
     let previous = tags.get(tags::PREVIOUS).cloned();
     match (tags.get(tags::STATE).map(String::as_str), previous) {
         (Some("creating"), _) => time_tag(tags, tags::CREATING_SINCE)
-            .map(|since| KeyState::Creating { since })
+            .map(|since| KeyState::Creating {
+                since,
+                ended: tags.contains_key(tags::CREATING_ENDED),
+            })
             .unwrap_or(KeyState::Idle),
         (Some("pending"), Some(previous)) => KeyState::Pending { previous },
         (Some("deactivated"), Some(previous)) => KeyState::Deactivated {
@@ -75,18 +89,41 @@ pub fn state_of(tags: &BTreeMap<String, String>) -> KeyState {
     }
 }
 
+/// The key id a half-stored rotation belongs to: the source secret already holds the new key's
+/// secret (`pending`, previous = the stored id) while the key id secret still names the
+/// previous key — a run stopped between the two writes of step 3 (pure).
+pub fn half_stored<'a>(
+    stored_id: &str,
+    secret_tags: &'a BTreeMap<String, String>,
+) -> Option<&'a str> {
+    let belongs = secret_tags.get(tags::BELONGS_TO)?;
+    (belongs != stored_id
+        && secret_tags.get(tags::STATE).map(String::as_str) == Some("pending")
+        && secret_tags.get(tags::PREVIOUS).map(String::as_str) == Some(stored_id))
+    .then_some(belongs.as_str())
+}
+
+/// How long after its `creating` marker a run may still be at work: the rotation budget
+/// (a run is cancelled when it is spent) plus this margin for clock skew between instances.
+pub const MARKER_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
 /// Which other keys to delete before creating one; `Err` names an active key someone else may
 /// be using (pure).
+///
+/// `orphan_window` is when a crashed run could have created its key: from a minute before its
+/// `creating` marker (IAM's and Key Vault's clocks differ) to the end of its budget. A key
+/// created in it is that run's orphan, whose secret is lost, and is deleted; an active key
+/// created outside it is someone else's (an operator's break-glass key) and is deleted only with
+/// `SourceKeyDeleteForeignKey` (issue #15 L8).
 pub fn keys_to_delete(
     keys: &[KeyInfo],
     current: &str,
-    creating_since: Option<DateTime<Utc>>,
+    orphan_window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     delete_foreign: bool,
 ) -> Result<Vec<String>, String> {
     let mut out = vec![];
     for k in keys.iter().filter(|k| k.access_key_id != current) {
-        // Created by an earlier run that crashed before storing it: its secret is lost.
-        let ours = matches!((creating_since, k.created), (Some(since), Some(created)) if created + chrono::Duration::seconds(60) >= since);
+        let ours = matches!((orphan_window, k.created), (Some((from, to)), Some(created)) if created + chrono::Duration::seconds(60) >= from && created <= to);
         if ours || !k.active || delete_foreign {
             out.push(k.access_key_id.clone());
         } else {
@@ -170,11 +207,19 @@ impl RotationService {
             refs: None,
             versions: None,
         };
-        // A key shared by several targets is rotated by its first target only.
-        if let (true, Some(owner)) = (requested, &self.settings.source_key_rotated_by) {
-            plan.report.actions.push(format!(
-                "not rotated here: target {owner} rotates this IAM user's key"
-            ));
+        // A key shared by several targets is rotated by its first target only; the others never
+        // act on it (issue #15 M3), they only follow a rotation the owner has half-stored.
+        if let Some(owner) = &self.settings.source_key_rotated_by {
+            if requested {
+                plan.report.actions.push(format!(
+                    "not rotated here: target {owner} rotates this IAM user's key"
+                ));
+            }
+            if let Some(secret) = &read.secret {
+                if let Some(belongs) = half_stored(&plan.keys.access_key_id, &secret.tags) {
+                    plan.keys.access_key_id = belongs.to_string();
+                }
+            }
             return Ok(plan);
         }
         let Some(refs) = self.settings.mode.source().and_then(|s| s.writable()) else {
@@ -203,9 +248,8 @@ impl RotationService {
         // key id secret still names the previous one. Complete the write.
         if let Some(belongs) = secret_stored.tags.get(tags::BELONGS_TO) {
             if *belongs != plan.keys.access_key_id {
-                let resumable = secret_stored.tags.get(tags::STATE).map(String::as_str)
-                    == Some("pending")
-                    && secret_stored.tags.get(tags::PREVIOUS) == Some(&plan.keys.access_key_id);
+                let resumable =
+                    half_stored(&plan.keys.access_key_id, &secret_stored.tags).is_some();
                 if !resumable {
                     return Err(failure(
                         "SourceKeysOutOfStep",
@@ -257,6 +301,50 @@ impl RotationService {
                 plan.after = After::DeleteWhenDue { previous, at };
                 Ok(plan)
             }
+            // IAM allows two keys, so a new one would need the previous key deleted before its
+            // grace period is over, when it can no longer be reactivated (issue #15 L8).
+            KeyState::Deactivated { previous, at }
+                if now.signed_duration_since(at)
+                    < chrono::Duration::hours(s.source_key_delete_after_hours as i64) =>
+            {
+                let until = at + chrono::Duration::hours(s.source_key_delete_after_hours as i64);
+                Err(Failure::new(
+                    Step::SourceKey,
+                    Kind::Conflict,
+                    "PreviousKeyInGracePeriod",
+                    format!(
+                        "the previous key {previous} was deactivated at {} and is kept until {} (SourceKeyDeleteAfterHours) so it can be reactivated; IAM allows two keys, so a new one cannot be created before then: rotate again after that, or lower SourceKeyDeleteAfterHours",
+                        now_tag(at),
+                        now_tag(until)
+                    ),
+                ))
+            }
+            KeyState::Creating {
+                since,
+                ended: false,
+            } if now <= since + self.marker_lifetime() => {
+                // Another run (another instance, the CLI, the timer) is creating a key right now:
+                // its marker is younger than any run can live. Acting on it would delete the key
+                // that run is about to store (issue #15 M3).
+                let message = format!(
+                    "another run started rotating the IAM user's key at {} and may still be at work (for up to RotationTimeBudgetSeconds + {} s)",
+                    now_tag(since),
+                    MARKER_MARGIN.num_seconds()
+                );
+                if requested {
+                    return Err(Failure::new(
+                        Step::SourceKey,
+                        Kind::Conflict,
+                        "KeyRotationInProgress",
+                        format!("{message}: try again once it has finished"),
+                    ));
+                }
+                plan.report
+                    .actions
+                    .push(format!("left alone: {message}; minted with the stored key"));
+                plan.refs = None;
+                Ok(plan)
+            }
             state => {
                 let max_age = s.source_key_max_age_days;
                 let created = time_tag(&tags, tags::KEY_CREATED);
@@ -273,12 +361,13 @@ impl RotationService {
                     }
                     return Ok(plan);
                 }
-                let creating_since = match state {
-                    KeyState::Creating { since } => Some(since),
+                let orphan_window = match state {
+                    KeyState::Creating { since, .. } => {
+                        Some((since, since + self.marker_lifetime()))
+                    }
                     _ => None,
                 };
-                self.create_and_store(&mut plan, creating_since, now)
-                    .await?;
+                self.create_and_store(&mut plan, orphan_window, now).await?;
                 self.verify_new_key(&plan.keys).await?;
                 plan.report.actions.push("verified the new key".into());
                 Ok(plan)
@@ -286,11 +375,18 @@ impl RotationService {
         }
     }
 
+    /// How long a `creating` marker may belong to a run still at work.
+    fn marker_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.rotation_time_budget)
+            .unwrap_or(chrono::Duration::MAX)
+            + MARKER_MARGIN
+    }
+
     /// Steps 1–3.
     async fn create_and_store(
         &self,
         plan: &mut Plan,
-        creating_since: Option<DateTime<Utc>>,
+        orphan_window: Option<(DateTime<Utc>, DateTime<Utc>)>,
         now: DateTime<Utc>,
     ) -> Result<(), Failure> {
         let (id_ref, secret_ref) = plan.refs.clone().expect("writable");
@@ -302,7 +398,7 @@ impl RotationService {
             .list_keys(&current)
             .await
             .map_err(|e| aws_failure(&e))?;
-        let doomed = keys_to_delete(&listed, &current.access_key_id, creating_since, self.settings.source_key_delete_foreign)
+        let doomed = keys_to_delete(&listed, &current.access_key_id, orphan_window, self.settings.source_key_delete_foreign)
             .map_err(|foreign| {
                 failure(
                     "ForeignAccessKey",
@@ -329,9 +425,32 @@ impl RotationService {
                 Failure::from_vault(Step::SourceKey, "marking the key rotation as started", &e)
             })?;
 
+        // A run that stops with an error says so on its marker, so the next run resumes at once;
+        // only a run that dies outright leaves a marker that looks live until it is too old.
+        let result = self
+            .create_and_store_marked(plan, &current, (&id_ref, &secret_ref), now)
+            .await;
+        if result.is_err() {
+            let mut ended = marker;
+            ended.insert(tags::CREATING_ENDED.into(), now_tag(Utc::now()));
+            if let Err(e) = self.vaults.update_tags(&id_ref, &id_version, &ended).await {
+                tracing::warn!("could not record that the key rotation stopped (the next run waits for the marker to age): {e}");
+            }
+        }
+        result
+    }
+
+    /// Steps 2 (after the marker) and 3: create the key and store it.
+    async fn create_and_store_marked(
+        &self,
+        plan: &mut Plan,
+        current: &AwsKeys,
+        (id_ref, secret_ref): (&SecretRef, &SecretRef),
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
         let new = self
             .iam
-            .create_key(&current)
+            .create_key(current)
             .await
             .map_err(|e| aws_failure(&e))?;
         plan.report
@@ -346,7 +465,7 @@ impl RotationService {
         let stored_secret = self
             .vaults
             .set(
-                &secret_ref,
+                secret_ref,
                 NewVersion {
                     value: &new.secret_access_key,
                     content_type: "text/plain",
@@ -358,25 +477,14 @@ impl RotationService {
         let secret_version = match stored_secret {
             Ok(v) => v,
             Err(e) => {
-                // Its secret exists nowhere else: delete the key rather than orphan it.
-                let cleanup = match self.iam.delete(&current, &new.access_key_id).await {
-                    Ok(()) => format!("the new key {} was deleted again", new.access_key_id),
-                    Err(d) => format!(
-                        "the new key {} could NOT be deleted ({d}); the next run deletes it (it is recorded by the key-rotation=creating tag), or delete it by hand",
-                        new.access_key_id
-                    ),
-                };
-                return Err(Failure::from_vault(
-                    Step::SourceKey,
-                    &format!("storing the new key's secret; {cleanup}"),
-                    &e,
-                ));
+                self.settle_lost_secret_write(secret_ref, current, &new, plan, e)
+                    .await?
             }
         };
         let id_value = secrecy::SecretString::from(new.access_key_id.clone());
         let id_version = self
             .vaults
-            .set(&id_ref, NewVersion { value: &id_value, content_type: "text/plain", tags: &pending, expires: None })
+            .set(id_ref, NewVersion { value: &id_value, content_type: "text/plain", tags: &pending, expires: None })
             .await
             .map_err(|e| {
                 Failure::from_vault(
@@ -392,10 +500,60 @@ impl RotationService {
         plan.report.previous_access_key_id = Some(current.access_key_id.clone());
         plan.versions = Some((id_version, secret_version, pending));
         plan.after = After::Deactivate {
-            previous: current.access_key_id,
+            previous: current.access_key_id.clone(),
         };
         plan.keys = new;
         Ok(())
+    }
+
+    /// Storing the new key's secret failed. The failure may be ambiguous — a PUT that committed
+    /// and whose answer was lost (the SDK retries, then gives up) — so the vault is asked
+    /// before anything is deleted (issue #15 M2): if it holds the new secret, the rotation goes
+    /// on with that version; if it does not, the key is deleted at once (its secret exists
+    /// nowhere else); if it cannot be asked, the key is kept and the next run finds out (the
+    /// `creating` marker makes it either finish the rotation or delete the key as an orphan).
+    async fn settle_lost_secret_write(
+        &self,
+        secret_ref: &SecretRef,
+        current: &AwsKeys,
+        new: &AwsKeys,
+        plan: &mut Plan,
+        error: crate::azure::keyvault::VaultError,
+    ) -> Result<String, Failure> {
+        use secrecy::ExposeSecret;
+        let fail = |what: String| {
+            Failure::from_vault(
+                Step::SourceKey,
+                &format!("storing the new key's secret; {what}"),
+                &error,
+            )
+        };
+        match self.vaults.get(secret_ref).await {
+            Ok(latest)
+                if latest.tags.get(tags::BELONGS_TO) == Some(&new.access_key_id)
+                    && latest.value.expose_secret() == new.secret_access_key.expose_secret() =>
+            {
+                plan.report.actions.push(
+                    "the answer to storing the new key's secret was lost; the vault holds it"
+                        .into(),
+                );
+                Ok(latest.version)
+            }
+            Ok(_) => {
+                let cleanup = match self.iam.delete(current, &new.access_key_id).await {
+                    Ok(()) => format!("the new key {} was deleted again", new.access_key_id),
+                    Err(d) => format!(
+                        "the new key {} could NOT be deleted ({d}); the next run deletes it (it is recorded by the key-rotation=creating tag), or delete it by hand",
+                        new.access_key_id
+                    ),
+                };
+                Err(fail(cleanup))
+            }
+            Err(read) => Err(fail(format!(
+                "the vault could not be asked whether it holds it ({read}), so the new key {} is kept: the next run stores it or deletes it",
+                new.access_key_id
+            ))),
+        }
     }
 
     /// Step 4: `GetCallerIdentity` with the new key, waiting out IAM's propagation delay.
@@ -445,6 +603,7 @@ impl RotationService {
                 secret_version.clone(),
             );
             t.remove(tags::CREATING_SINCE);
+            t.remove(tags::CREATING_ENDED);
             async move {
                 let (a, b) = tokio::join!(
                     self.vaults.update_tags(&id_ref, &id_version, &t),
@@ -555,13 +714,45 @@ mod tests {
     #[test]
     fn a_key_created_after_an_unfinished_start_is_our_orphan() {
         let since = Utc.with_ymd_and_hms(2030, 1, 1, 0, 5, 0).unwrap();
+        let window = Some((since, since + chrono::Duration::minutes(3)));
         let keys = [key("CUR", true, 0), key("ORPHAN", true, 5)];
         assert_eq!(
-            keys_to_delete(&keys, "CUR", Some(since), false),
+            keys_to_delete(&keys, "CUR", window, false),
             Ok(vec!["ORPHAN".to_string()])
         );
         let older = [key("CUR", true, 0), key("FOREIGN", true, 1)];
-        assert!(keys_to_delete(&older, "CUR", Some(since), false).is_err());
+        assert!(keys_to_delete(&older, "CUR", window, false).is_err());
+    }
+
+    /// Issue #15 L8: an operator's key made after a crashed run's budget is not its orphan.
+    #[test]
+    fn an_active_key_created_after_the_markers_window_is_foreign() {
+        let since = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        let window = Some((since, since + chrono::Duration::minutes(3)));
+        let keys = [key("CUR", true, 0), key("BREAKGLASS", true, 30)];
+        assert_eq!(
+            keys_to_delete(&keys, "CUR", window, false),
+            Err("BREAKGLASS".to_string())
+        );
+        assert_eq!(
+            keys_to_delete(&keys, "CUR", window, true),
+            Ok(vec!["BREAKGLASS".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_half_stored_rotation_is_recognised_from_the_secrets_tags() {
+        let tags: BTreeMap<String, String> = [
+            (tags::STATE, "pending"),
+            (tags::PREVIOUS, "OLD"),
+            (tags::BELONGS_TO, "NEW"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(half_stored("OLD", &tags), Some("NEW"));
+        assert_eq!(half_stored("NEW", &tags), None);
+        assert_eq!(half_stored("OTHER", &tags), None);
     }
 
     #[test]

@@ -241,22 +241,24 @@ impl Portal {
         let expiration = DateTime::<Utc>::from_timestamp_millis(c.expiration())
             .filter(|t| t.timestamp() > 0)
             .ok_or_else(|| missing(ACTION, "valid expiration"))?;
-        Ok(SessionCredentials {
-            access_key_id: c
-                .access_key_id()
-                .ok_or_else(|| missing(ACTION, "accessKeyId"))?
-                .to_string(),
-            secret_access_key: SecretString::from(
+        SessionCredentials::new(
+            c.access_key_id()
+                .ok_or_else(|| missing(ACTION, "accessKeyId"))?,
+            SecretString::from(
                 c.secret_access_key()
                     .ok_or_else(|| missing(ACTION, "secretAccessKey"))?
                     .to_string(),
             ),
-            session_token: SecretString::from(
+            SecretString::from(
                 c.session_token()
                     .ok_or_else(|| missing(ACTION, "sessionToken"))?
                     .to_string(),
             ),
             expiration,
+        )
+        .map_err(|e| AwsError::Unexpected {
+            action: ACTION,
+            message: format!("the role credentials are not shaped like AWS's: {e}"),
         })
     }
 }

@@ -113,9 +113,12 @@ fn option_line(line: &str) -> Option<(String, String)> {
     ))
 }
 
-impl AwsConfig {
-    /// Parses the config file's text (see the module docs for the rules).
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+/// botocore's `raw_config_parse`: every section of an AWS config or credentials file with its
+/// keys (`[DEFAULT]`'s merged in), in file order. The credentials file's sections are profile
+/// names as they are (`[app]`), which is why this is public: the credentials writer's tests read
+/// what it wrote exactly as the AWS CLI would.
+pub fn raw_sections(text: &str) -> Result<Vec<(String, Section)>, ConfigError> {
+    {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // (section name, keys in order with their value lines)
         // Each key with its value's lines, in file order.
@@ -187,10 +190,24 @@ impl AwsConfig {
             current_key = Some(keys.len() - 1);
         }
         let join = |lines: &[String]| lines.join("\n").trim_end().to_string();
+        Ok(sections
+            .into_iter()
+            .map(|(name, keys)| {
+                let mut section: Section =
+                    defaults.iter().map(|(k, v)| (k.clone(), join(v))).collect();
+                section.extend(keys.iter().map(|(k, v)| (k.clone(), join(v))));
+                (name, section)
+            })
+            .collect())
+    }
+}
+
+impl AwsConfig {
+    /// Parses the config file's text (see the module docs for the rules).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut config = AwsConfig::default();
-        for (name, keys) in &sections {
-            let mut section: Section = defaults.iter().map(|(k, v)| (k.clone(), join(v))).collect();
-            section.extend(keys.iter().map(|(k, v)| (k.clone(), join(v))));
+        for (name, section) in raw_sections(text)? {
+            let name = name.as_str();
             let two = |prefix: &str| {
                 name.starts_with(prefix)
                     .then(|| shlex_split(name))

@@ -24,6 +24,9 @@ pub enum Fault {
     Delay(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Handle the request (a write commits), then close the connection without answering: the
+    /// client cannot tell whether its write happened.
+    CommitThenDrop,
 }
 
 impl Fault {

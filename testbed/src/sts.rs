@@ -327,8 +327,26 @@ async fn answer(
             message,
             ..
         }) => return error_xml(status, &code, &message),
+        Some(Fault::CommitThenDrop) => {
+            let mut r = call(front, action, params, access_key_id, headers, body, uri).await;
+            r.extensions_mut().insert(DropConnection);
+            return r;
+        }
         None => {}
     }
+    call(front, action, params, access_key_id, headers, body, uri).await
+}
+
+/// The call itself, past fault injection.
+async fn call(
+    front: &StsFront,
+    action: &str,
+    params: &BTreeMap<String, String>,
+    access_key_id: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    uri: &Uri,
+) -> Response {
     if action.is_empty() {
         return error_xml(400, "MissingAction", "Missing Action");
     }

@@ -180,7 +180,7 @@ async fn credentials_close_to_expiry_are_refused() {
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc3339();
     w.bed.vault.seed(
         "AwsSessionCredentials",
-        &format!(r#"{{"Version":1,"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"x","SessionToken":"y","Expiration":"{soon}"}}"#),
+        &format!(r#"{{"Version":1,"AccessKeyId":"ASIAEXAMPLEEXAMPLE01","SecretAccessKey":"wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY00","SessionToken":"FwoGZXIvYXdzEXAMPLETOKEN","Expiration":"{soon}"}}"#),
         &[],
     );
 

@@ -13,7 +13,9 @@
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
 //! - `properties`: property tests of the parsers of outside input (never panic);
-//! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene.
+//! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene;
+//! - `security`: the security review's findings (issue #15): crafted bundles, lost answers, live
+//!   markers, forced triggers, bad local settings, real readers of every output format.
 
 mod consumers;
 mod failures;
@@ -22,6 +24,7 @@ mod lifecycle;
 mod modes;
 mod properties;
 mod reliability;
+mod security;
 mod source_forms;
 mod source_key;
 mod sso;

@@ -761,3 +761,39 @@ async fn the_aws_cli_uses_the_same_cache_entry_without_a_sign_in_of_its_own() {
     );
     w.assert_no_secrets(&[&out.stdout]);
 }
+
+/// Issue #15 L1: no `RUST_LOG` directive lifts the cap on the SDKs' logs — neither a more
+/// specific target nor a span filter — so the SSO access token (`x-amz-sso_bearer_token`, which
+/// smithy does not redact) never reaches stderr.
+#[tokio::test]
+async fn no_rust_log_directive_makes_the_sdk_print_the_sso_token() {
+    let w = World::new().await;
+    w.bed.sso.set_auto(Auto::Approve { after_polls: 0 });
+    assert_eq!(
+        w.stsbridge(&["sso", "login", "--aws-profile", "dev"])
+            .await
+            .code,
+        Some(0)
+    );
+    let mut stdouts = vec![];
+    for directive in [
+        "aws_smithy_runtime::client::orchestrator=trace",
+        "[try_attempt]=trace",
+        "trace",
+        "aws_sigv4=trace,aws_smithy_runtime=trace,hyper=trace,reqwest=trace",
+    ] {
+        let mut env = w.env.clone();
+        env.insert("RUST_LOG".into(), directive.into());
+        let out = run_cli_in(
+            &env,
+            w.home.path(),
+            &["sso", "credential-process", "--aws-profile", "dev"],
+        )
+        .await;
+        assert_eq!(out.code, Some(0), "{directive}: {out:?}");
+        w.keep(&out);
+        stdouts.push(out.stdout);
+    }
+    let stdouts: Vec<&str> = stdouts.iter().map(String::as_str).collect();
+    w.assert_no_secrets(&stdouts);
+}

@@ -13,6 +13,7 @@
 //! - [`aws`]: the STS adapter.
 //! - [`azure`]: identity selection, the Key Vault adapter, Key Vault reference parsing.
 //! - [`secrets`]: the types that hold key material, and the bundle format.
+//! - [`tags`]: the names of the tags on published secrets (the rest of the published format).
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
@@ -32,4 +33,5 @@ pub mod rotation;
 pub mod secrets;
 pub mod settings;
 pub mod sso;
+pub mod tags;
 pub mod targets;

@@ -191,7 +191,12 @@ struct BundleArgs {
 
 impl BundleArgs {
     fn source(&self) -> anyhow::Result<BundleSource> {
-        BundleSource::new(&self.vault, &self.secret, self.verify_challenge_resource)
+        BundleSource::new(
+            &self.vault,
+            &self.secret,
+            self.verify_challenge_resource,
+            stsbridge::settings::azure_identity(&std::env::vars().collect()),
+        )
     }
 }
 

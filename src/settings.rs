@@ -13,6 +13,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::aws::sts::AssumeRoleOptions;
+use crate::azure::identity::AzureIdentity;
 use crate::azure::reference::{
     check_secret_name, looks_like_reference, parse_reference, parse_vault_url, RefForm, SecretRef,
     PUBLIC_CLOUD_VAULT_SUFFIX,
@@ -129,16 +131,6 @@ impl WebIdentityCredential {
     }
 }
 
-/// Parameters of `AssumeRole` beyond the role.
-#[derive(Clone, Debug, Default)]
-pub struct AssumeRoleOptions {
-    pub external_id: Option<String>,
-    pub session_policy: Option<String>,
-    pub policy_arns: Vec<String>,
-    pub tags: Vec<(String, String)>,
-    pub source_identity: Option<String>,
-}
-
 /// How credentials are minted.
 #[derive(Clone, Debug)]
 pub enum Mode {
@@ -196,69 +188,31 @@ impl Mode {
     }
 }
 
-/// Which Azure identity the app uses for Key Vault, chosen from the environment in the order
-/// of Azure's `DefaultAzureCredential`: a service principal's secret, workload identity, managed
-/// identity, then the developer's login.
-#[derive(Clone, Debug)]
-pub enum AzureIdentity {
-    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` are all set.
-    ClientSecret {
-        tenant_id: String,
-        client_id: String,
-        secret: SecretString,
-    },
-    /// `AZURE_FEDERATED_TOKEN_FILE` is set (AKS workload identity).
-    WorkloadIdentity,
-    /// `IDENTITY_ENDPOINT` is set: App Service / Functions managed identity;
-    /// `AZURE_CLIENT_ID` selects a user-assigned one.
-    ManagedIdentity { client_id: Option<String> },
-    /// Otherwise: the developer's `az` / `azd` login.
-    Developer,
-}
-
-impl AzureIdentity {
-    /// Chooses the identity from environment-style settings.
-    pub fn from_map(map: &HashMap<String, String>) -> Self {
-        let get = |k: &str| map.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        if let (Some(t), Some(c), Some(s)) = (
-            get("AZURE_TENANT_ID"),
-            get("AZURE_CLIENT_ID"),
-            get("AZURE_CLIENT_SECRET"),
-        ) {
-            return AzureIdentity::ClientSecret {
-                tenant_id: t.to_string(),
-                client_id: c.to_string(),
-                secret: SecretString::from(s.to_string()),
-            };
-        }
-        if get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-            return AzureIdentity::WorkloadIdentity;
-        }
-        if get("IDENTITY_ENDPOINT").is_some() {
-            return AzureIdentity::ManagedIdentity {
-                client_id: get("AZURE_CLIENT_ID").map(str::to_string),
-            };
-        }
-        AzureIdentity::Developer
+/// Chooses the app's Azure identity from environment-style settings, in the order of Azure's
+/// `DefaultAzureCredential`: a service principal's secret, workload identity, managed identity,
+/// then the developer's login.
+pub fn azure_identity(map: &HashMap<String, String>) -> AzureIdentity {
+    let get = |k: &str| map.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let (Some(t), Some(c), Some(s)) = (
+        get("AZURE_TENANT_ID"),
+        get("AZURE_CLIENT_ID"),
+        get("AZURE_CLIENT_SECRET"),
+    ) {
+        return AzureIdentity::ClientSecret {
+            tenant_id: t.to_string(),
+            client_id: c.to_string(),
+            secret: SecretString::from(s.to_string()),
+        };
     }
-
-    pub fn describe(&self) -> String {
-        match self {
-            AzureIdentity::ClientSecret { client_id, .. } => {
-                format!("service principal {client_id} (AZURE_CLIENT_SECRET)")
-            }
-            AzureIdentity::ManagedIdentity { client_id: None } => {
-                "managed identity (system-assigned)".into()
-            }
-            AzureIdentity::ManagedIdentity {
-                client_id: Some(id),
-            } => {
-                format!("managed identity (user-assigned, client id {id})")
-            }
-            AzureIdentity::WorkloadIdentity => "workload identity".into(),
-            AzureIdentity::Developer => "developer login (az / azd)".into(),
-        }
+    if get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        return AzureIdentity::WorkloadIdentity;
     }
+    if get("IDENTITY_ENDPOINT").is_some() {
+        return AzureIdentity::ManagedIdentity {
+            client_id: get("AZURE_CLIENT_ID").map(str::to_string),
+        };
+    }
+    AzureIdentity::Developer
 }
 
 /// The validated settings.
@@ -588,7 +542,7 @@ impl Settings {
         let source_key_propagation =
             Duration::from_secs(r.number("SourceKeyPropagationSeconds", 30, 0, 600));
 
-        let identity = AzureIdentity::from_map(map);
+        let identity = azure_identity(map);
         if matches!(identity, AzureIdentity::ManagedIdentity { .. })
             && r.get("IDENTITY_HEADER").is_none()
         {
@@ -672,19 +626,16 @@ impl Settings {
     /// freshness rule: a set minted under other settings is not fresh.
     pub fn fingerprint(&self, source_access_key_id: Option<&str>) -> BTreeMap<String, String> {
         let mut tags = BTreeMap::new();
-        tags.insert(crate::rotation::tags::MODE.into(), self.mode.name().into());
+        tags.insert(crate::tags::MODE.into(), self.mode.name().into());
         tags.insert(
-            crate::rotation::tags::DURATION.into(),
+            crate::tags::DURATION.into(),
             self.session_duration_secs.to_string(),
         );
         if let Some(role) = self.mode.role() {
-            tags.insert(
-                crate::rotation::tags::ROLE_ARN.into(),
-                crate::rotation::tags::value(&role.arn),
-            );
+            tags.insert(crate::tags::ROLE_ARN.into(), crate::tags::value(&role.arn));
         }
         if let Some(k) = source_access_key_id {
-            tags.insert(crate::rotation::tags::SOURCE_KEY_ID.into(), k.to_string());
+            tags.insert(crate::tags::SOURCE_KEY_ID.into(), k.to_string());
         }
         tags
     }

@@ -18,7 +18,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{map_error, AwsError};
 use crate::secrets::{AwsKeys, MintedCredentials, SessionCredentials};
-use crate::settings::AssumeRoleOptions;
+
+/// Parameters of `AssumeRole` beyond the role.
+#[derive(Clone, Debug, Default)]
+pub struct AssumeRoleOptions {
+    pub external_id: Option<String>,
+    pub session_policy: Option<String>,
+    pub policy_arns: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    pub source_identity: Option<String>,
+}
 
 /// Who a set of credentials belongs to.
 #[derive(Clone, Debug, serde::Serialize)]

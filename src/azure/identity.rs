@@ -1,7 +1,7 @@
 //! Which Azure identity the app uses, turned into an `azure_identity` credential.
 //!
 //! The Azure SDK for Rust 1.x has no `DefaultAzureCredential` (`../shared/PROTOCOL.md` §2), so
-//! the choice is made in [`AzureIdentity::from_map`]: a service principal secret, workload
+//! the choice is made by `settings::azure_identity`: a service principal secret, workload
 //! identity, a managed identity when `IDENTITY_ENDPOINT` is set (never otherwise: without it the
 //! credential would fall back to IMDS and retry for ~72 s), else the developer's `az`/`azd` login.
 
@@ -17,7 +17,44 @@ use azure_identity::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::settings::AzureIdentity;
+/// Which Azure identity the app uses (for Key Vault, and for Entra ID tokens); the settings
+/// choose it.
+#[derive(Clone, Debug)]
+pub enum AzureIdentity {
+    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` are all set.
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: SecretString,
+    },
+    /// `AZURE_FEDERATED_TOKEN_FILE` is set (AKS workload identity).
+    WorkloadIdentity,
+    /// `IDENTITY_ENDPOINT` is set: App Service / Functions managed identity;
+    /// `AZURE_CLIENT_ID` selects a user-assigned one.
+    ManagedIdentity { client_id: Option<String> },
+    /// Otherwise: the developer's `az` / `azd` login.
+    Developer,
+}
+
+impl AzureIdentity {
+    pub fn describe(&self) -> String {
+        match self {
+            AzureIdentity::ClientSecret { client_id, .. } => {
+                format!("service principal {client_id} (AZURE_CLIENT_SECRET)")
+            }
+            AzureIdentity::ManagedIdentity { client_id: None } => {
+                "managed identity (system-assigned)".into()
+            }
+            AzureIdentity::ManagedIdentity {
+                client_id: Some(id),
+            } => {
+                format!("managed identity (user-assigned, client id {id})")
+            }
+            AzureIdentity::WorkloadIdentity => "workload identity".into(),
+            AzureIdentity::Developer => "developer login (az / azd)".into(),
+        }
+    }
+}
 
 /// The credential for the app's own identity.
 pub fn credential(

@@ -24,11 +24,11 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use url::Url;
 
+use crate::azure::identity::AzureIdentity;
 use crate::azure::keyvault::{client_options, http_client, VaultError, VaultOptions, Vaults};
 use crate::azure::reference::SecretRef;
-use crate::rotation::tags;
 use crate::secrets::SessionCredentials;
-use crate::settings::AzureIdentity;
+use crate::tags;
 
 /// Where the bundle is, and who reads it.
 #[derive(Clone, Debug)]
@@ -39,7 +39,12 @@ pub struct BundleSource {
 }
 
 impl BundleSource {
-    pub fn new(vault: &str, secret: &str, verify_challenge_resource: bool) -> anyhow::Result<Self> {
+    pub fn new(
+        vault: &str,
+        secret: &str,
+        verify_challenge_resource: bool,
+        identity: AzureIdentity,
+    ) -> anyhow::Result<Self> {
         let vault: Url = crate::azure::reference::parse_vault_url(vault)
             .map_err(|e| anyhow::anyhow!("--vault (KeyVaultUrl): {e}"))?;
         crate::azure::reference::check_secret_name(secret)
@@ -53,7 +58,7 @@ impl BundleSource {
         Ok(Self {
             secret: SecretRef::new(&vault, secret),
             verify_challenge_resource,
-            identity: AzureIdentity::from_map(&std::env::vars().collect()),
+            identity,
         })
     }
 

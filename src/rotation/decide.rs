@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::tags;
+use crate::tags;
 
 /// What an unforced trigger should do.
 #[derive(Clone, Debug, PartialEq, Eq)]

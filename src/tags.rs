@@ -1,4 +1,5 @@
-//! Names of the tags stsbridge writes on every published secret.
+//! Names of the tags stsbridge writes on every published secret: written by the rotation, read
+//! by the consumers (`show`) and `GET HttpRotate`.
 //!
 //! Tags are metadata Key Vault returns with a secret, so they describe a set without a second
 //! read: which mode and settings minted it (the freshness rule compares them), when, and which

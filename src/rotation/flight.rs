@@ -1,0 +1,93 @@
+//! Single flight within one process: a trigger that arrives while a run is in flight joins it.
+//!
+//! The run is a spawned task driving a shared future, so a caller that goes away (the host
+//! timing out an HTTP request) never cancels a publish half-way, and every joiner gets the same
+//! [`Outcome`]. Who may join is decided in [`RotationService::rotate`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use super::{Failure, Kind, Outcome, Request, RotationService, Step};
+
+/// The run in flight, for triggers that arrive while it lasts.
+pub(super) struct InFlight {
+    request: Request,
+    /// Set by a forced trigger that joins; the run reads it when it decides.
+    force: Arc<AtomicBool>,
+    run: Shared<BoxFuture<'static, Outcome>>,
+}
+
+/// Whether a forced trigger that arrived at `arrived` can take this outcome as its own: a set
+/// minted after it arrived, or a failure (running again at once would most likely fail alike).
+fn satisfies_force(outcome: &Outcome, arrived: DateTime<Utc>) -> bool {
+    match outcome.as_ref() {
+        Ok(report) => report.rotated && report.minted_at.is_some_and(|m| m >= arrived),
+        Err(_) => true,
+    }
+}
+
+impl RotationService {
+    /// Runs a rotation, or joins the one in flight.
+    ///
+    /// A trigger joins whatever run is in flight and gets its result, with two exceptions. One
+    /// that asks for more (rotating the source key) waits for it to end and then runs. A forced
+    /// one upgrades the run to forced if it has not decided yet, and accepts its result only if
+    /// that run minted after the trigger arrived (or failed); otherwise — the run found the set
+    /// fresh, or had minted already — it runs again, so `force` always means a set minted after
+    /// it was asked for (issue #15 L3).
+    pub async fn rotate(self: &Arc<Self>, request: Request) -> Outcome {
+        let arrived = Utc::now();
+        loop {
+            let (joined, run) = {
+                let mut inflight = self.inflight.lock().expect("no panics while held");
+                match inflight.as_ref() {
+                    Some(running) => {
+                        if request.force {
+                            running.force.store(true, Ordering::SeqCst);
+                        }
+                        (running.request.covers(&request), running.run.clone())
+                    }
+                    None => {
+                        let me = self.clone();
+                        let force = Arc::new(AtomicBool::new(request.force));
+                        let run_force = force.clone();
+                        let run = async move {
+                            let budget = me.settings.rotation_time_budget;
+                            let outcome = match tokio::time::timeout(budget, me.run(request, &run_force)).await {
+                                Ok(result) => result,
+                                Err(_) => Err(Failure::new(
+                                    Step::Publish,
+                                    Kind::Unreachable,
+                                    "Timeout",
+                                    format!(
+                                        "the rotation did not finish within RotationTimeBudgetSeconds ({} s)",
+                                        budget.as_secs()
+                                    ),
+                                )),
+                            };
+                            *me.inflight.lock().expect("no panics while held") = None;
+                            Arc::new(outcome)
+                        }
+                        .boxed()
+                        .shared();
+                        *inflight = Some(InFlight {
+                            request,
+                            force,
+                            run: run.clone(),
+                        });
+                        // Driven by its own task, so it completes even if every caller goes away.
+                        tokio::spawn(run.clone());
+                        (true, run)
+                    }
+                }
+            };
+            let outcome = run.await;
+            if joined && (!request.force || satisfies_force(&outcome, arrived)) {
+                return outcome;
+            }
+        }
+    }
+}

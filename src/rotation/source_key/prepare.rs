@@ -1,0 +1,227 @@
+//! Before minting: resume an interrupted rotation of the IAM user's key, start one when it is due
+//! or asked for, or leave the key alone (another target owns it, another run is at work on it).
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    failure, half_stored, now_tag, state_of, tags, time_tag, After, KeyState, Plan,
+    SourceKeyReport, SourceRead, MARKER_MARGIN,
+};
+use crate::azure::keyvault::{NewVersion, StoredSecret};
+use crate::azure::reference::SecretRef;
+use crate::rotation::{Failure, Kind, RotationService, Step};
+
+impl RotationService {
+    /// Steps before minting: resume an interrupted rotation, or start one when due or asked.
+    pub(in crate::rotation) async fn prepare_source_key(
+        &self,
+        read: SourceRead,
+        requested: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, Failure> {
+        let mut plan = Plan {
+            keys: read.keys.clone(),
+            after: After::Nothing,
+            report: SourceKeyReport::default(),
+            refs: None,
+            versions: None,
+        };
+        if let Some(owner) = &self.settings.source_key_rotated_by {
+            follow_owner(&mut plan, &read, owner, requested);
+            return Ok(plan);
+        }
+        let Some(refs) = self.settings.mode.source().and_then(|s| s.writable()) else {
+            return if requested {
+                Err(self.not_writable())
+            } else {
+                Ok(plan)
+            };
+        };
+        let (Some(id_stored), Some(secret_stored)) = (read.id, read.secret) else {
+            return Ok(plan);
+        };
+        plan.refs = Some(refs.clone());
+        let (id_version, tags) = self
+            .complete_half_stored(&mut plan, &refs, id_stored, &secret_stored)
+            .await?;
+        plan.versions = Some((id_version, secret_stored.version.clone(), tags.clone()));
+        self.next_step(plan, state_of(&tags), &tags, requested, now)
+            .await
+    }
+
+    /// Why a requested rotation cannot be done with these settings.
+    fn not_writable(&self) -> Failure {
+        let message = match self.settings.mode.source().map(|s| s.settings) {
+            Some((a, b)) => format!("rotating the IAM user's key needs {a} and {b} as versionless secret URIs or Key Vault references (the app writes the new key there); given as values or pinned to a version, they cannot follow a rotation"),
+            None => "this CredentialMode uses no AWS access key: there is none to rotate".to_string(),
+        };
+        Failure::new(
+            Step::SourceKey,
+            Kind::BadRequest,
+            "SourceKeyNotWritable",
+            message,
+        )
+    }
+
+    /// A crash between the two writes of step 3 left the secret belonging to the new key while
+    /// the key id secret still names the previous one: complete the write. Returns the key id
+    /// secret's version and the tags the protocol's state is read from.
+    async fn complete_half_stored(
+        &self,
+        plan: &mut Plan,
+        refs: &(SecretRef, SecretRef),
+        id_stored: StoredSecret,
+        secret_stored: &StoredSecret,
+    ) -> Result<(String, std::collections::BTreeMap<String, String>), Failure> {
+        let Some(belongs) = secret_stored.tags.get(tags::BELONGS_TO) else {
+            return Ok((id_stored.version, id_stored.tags));
+        };
+        if *belongs == plan.keys.access_key_id {
+            return Ok((id_stored.version, id_stored.tags));
+        }
+        if half_stored(&plan.keys.access_key_id, &secret_stored.tags).is_none() {
+            return Err(failure(
+                "SourceKeysOutOfStep",
+                format!(
+                    "{} holds {} but {} belongs to {belongs}: fix the source secrets by hand",
+                    refs.0, plan.keys.access_key_id, refs.1
+                ),
+            ));
+        }
+        let value = secrecy::SecretString::from(belongs.clone());
+        let id_version = self
+            .vaults
+            .set(
+                &refs.0,
+                NewVersion {
+                    value: &value,
+                    content_type: "text/plain",
+                    tags: &secret_stored.tags,
+                    expires: None,
+                },
+            )
+            .await
+            .map_err(|e| {
+                Failure::from_vault(
+                    Step::SourceKey,
+                    "completing the interrupted key rotation",
+                    &e,
+                )
+            })?;
+        plan.keys.access_key_id = belongs.clone();
+        plan.report
+            .actions
+            .push("completed an interrupted key rotation: stored the new key id".into());
+        Ok((id_version, secret_stored.tags.clone()))
+    }
+
+    /// What this run does, from where the protocol stands.
+    async fn next_step(
+        &self,
+        mut plan: Plan,
+        state: KeyState,
+        tags: &std::collections::BTreeMap<String, String>,
+        requested: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, Failure> {
+        let s = &self.settings;
+        let grace = chrono::Duration::hours(s.source_key_delete_after_hours as i64);
+        match state {
+            KeyState::Pending { previous } => {
+                self.verify_new_key(&plan.keys).await?;
+                plan.report.actions.push("verified the new key".into());
+                plan.report.previous_access_key_id = Some(previous.clone());
+                plan.report.access_key_id = Some(plan.keys.access_key_id.clone());
+                plan.after = After::Deactivate { previous };
+                Ok(plan)
+            }
+            KeyState::Deactivated { previous, at } if !requested => {
+                plan.after = After::DeleteWhenDue { previous, at };
+                Ok(plan)
+            }
+            // IAM allows two keys, so a new one would need the previous key deleted before its
+            // grace period is over, when it can no longer be reactivated (issue #15 L8).
+            KeyState::Deactivated { previous, at } if now.signed_duration_since(at) < grace => {
+                Err(Failure::new(
+                    Step::SourceKey,
+                    Kind::Conflict,
+                    "PreviousKeyInGracePeriod",
+                    format!(
+                        "the previous key {previous} was deactivated at {} and is kept until {} (SourceKeyDeleteAfterHours) so it can be reactivated; IAM allows two keys, so a new one cannot be created before then: rotate again after that, or lower SourceKeyDeleteAfterHours",
+                        now_tag(at),
+                        now_tag(at + grace)
+                    ),
+                ))
+            }
+            KeyState::Creating {
+                since,
+                ended: false,
+            } if now <= since + self.marker_lifetime() => {
+                // Another run (another instance, the CLI, the timer) is creating a key right now:
+                // its marker is younger than any run can live. Acting on it would delete the key
+                // that run is about to store (issue #15 M3).
+                let message = format!(
+                    "another run started rotating the IAM user's key at {} and may still be at work (for up to RotationTimeBudgetSeconds + {} s)",
+                    now_tag(since),
+                    MARKER_MARGIN.num_seconds()
+                );
+                if requested {
+                    return Err(Failure::new(
+                        Step::SourceKey,
+                        Kind::Conflict,
+                        "KeyRotationInProgress",
+                        format!("{message}: try again once it has finished"),
+                    ));
+                }
+                plan.report
+                    .actions
+                    .push(format!("left alone: {message}; minted with the stored key"));
+                plan.refs = None;
+                Ok(plan)
+            }
+            state => {
+                let max_age = s.source_key_max_age_days;
+                let created = time_tag(tags, tags::KEY_CREATED);
+                // A rotation that was started is finished, whatever the key's age.
+                let due = requested
+                    || matches!(state, KeyState::Creating { .. })
+                    || (max_age > 0
+                        && created.is_some_and(|c| {
+                            now.signed_duration_since(c) >= chrono::Duration::days(max_age as i64)
+                        }));
+                if !due {
+                    if max_age > 0 && created.is_none() {
+                        plan.after = After::LearnAge;
+                    }
+                    return Ok(plan);
+                }
+                let orphan_window = match state {
+                    KeyState::Creating { since, .. } => {
+                        Some((since, since + self.marker_lifetime()))
+                    }
+                    _ => None,
+                };
+                self.create_and_store(&mut plan, orphan_window, now).await?;
+                self.verify_new_key(&plan.keys).await?;
+                plan.report.actions.push("verified the new key".into());
+                Ok(plan)
+            }
+        }
+    }
+}
+
+/// A key shared by several targets is rotated by its first target only; the others never act on
+/// it (issue #15 M3). They only follow a rotation the owner has half-stored, so they mint with
+/// the key the secret belongs to.
+fn follow_owner(plan: &mut Plan, read: &SourceRead, owner: &str, requested: bool) {
+    if requested {
+        plan.report.actions.push(format!(
+            "not rotated here: target {owner} rotates this IAM user's key"
+        ));
+    }
+    if let Some(secret) = &read.secret {
+        if let Some(belongs) = half_stored(&plan.keys.access_key_id, &secret.tags) {
+            plan.keys.access_key_id = belongs.to_string();
+        }
+    }
+}

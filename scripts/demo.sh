@@ -2,7 +2,8 @@
 # One command, no cloud account: starts the local test bed (Key Vault over TLS, a managed-identity
 # endpoint, STS via moto), then runs stsbridge against it three ways — `check`, `rotate`, and as
 # the Functions host would (`serve` + host-shaped invocations of HttpRotate and TimerRotate) —
-# and shows what was published. Everything stops when the script ends.
+# and shows what was published. Everything stops when the script ends. The small Python helpers
+# (a free port, printing the invocations' answers) are scripts/demo_helpers.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,14 +37,14 @@ sb check
 step "stsbridge rotate  (one rotation: read the IAM user's key from Key Vault, GetSessionToken, verify, publish)"
 sb rotate
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(python3 scripts/demo_helpers.py free-port)
 step "stsbridge serve   (as the Functions host starts it, on FUNCTIONS_CUSTOMHANDLER_PORT=$port)"
 FUNCTIONS_CUSTOMHANDLER_PORT=$port sb serve >"$work/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.05; done
 
 invoke() { curl -s -X POST "http://127.0.0.1:$port/$1" -H 'Content-Type: application/json' -d "$2"; }
-show_res() { python3 -c 'import json,sys; e=json.load(sys.stdin); r=e["Outputs"]["res"]; print("statusCode", r["statusCode"]); print(json.dumps(json.loads(r["body"]), indent=2))'; }
+show_res() { python3 scripts/demo_helpers.py show-res; }
 
 step "POST /HttpRotate  (unforced: the set minted a moment ago is fresh)"
 invoke HttpRotate '{"Data":{"req":{"Url":"http://localhost/api/HttpRotate","Method":"POST","Query":{},"Headers":{}}},"Metadata":{}}' | show_res
@@ -56,7 +57,7 @@ invoke HttpRotate '{"Data":{"req":{"Url":"http://localhost/api/HttpRotate","Meth
 
 step "POST /TimerRotate (the hourly trigger; the invocation's Logs)"
 invoke TimerRotate '{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}' \
-  | python3 -c 'import json,sys; [print(" ", l) for l in json.load(sys.stdin)["Logs"][:-1]]'
+  | python3 scripts/demo_helpers.py timer-logs
 
 step "stsbridge show    (what is stored: key id, expiry, versions — never a secret)"
 sb show

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Formatting and lints, as CI checks them besides scripts/test.sh.
+# Formatting and lints: cargo fmt --check and cargo clippy -D warnings. CI (.ci/run) runs this
+# before scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,7 +3,8 @@
 # Python), validates the infrastructure code offline, checks formatting, runs every Rust test
 # (unit, end-to-end against the local test bed, and the test bed's fidelity tests against the
 # official SDKs), and checks that the deployment build runs on the Functions workers' glibc.
-# Lints are scripts/lint.sh (CI runs clippy on its own).
+# Lints (cargo fmt --check, cargo clippy -D warnings) are scripts/lint.sh; CI (.ci/run) runs it
+# before this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,10 +7,16 @@
 //! bundle for the AWS CLI and SDKs.
 //!
 //! # Layout
-//! - [`settings`]: every app setting, read and validated once; errors name their setting.
+//! Imports run one way: entry ([`cli`], [`functions`]) → use cases ([`rotation`], [`consumers`],
+//! [`sso`]) → adapters ([`aws`], [`azure`]) and the formats ([`secrets`], [`tags`]). [`settings`]
+//! and [`targets`] are read by the entry points and build the plain values the rest takes.
+//! - [`cli`]: every command, one module per command group (`main.rs` only parses and calls it).
 //! - [`functions`]: the custom-handler protocol (envelope, router, one module per function).
-//! - [`rotation`]: the use case: decide (pure), mint, verify, publish, report; single-flight.
-//! - [`aws`]: the STS adapter.
+//! - [`settings`]: every app setting, declared once in a table, read and validated once; errors
+//!   name their setting. [`targets`]: the optional targets file.
+//! - [`rotation`]: the use case, one file per stage: read → decide (pure) → mint, verify →
+//!   publish → report; single flight, version hygiene, the IAM user's key rotation.
+//! - [`aws`]: the STS and IAM adapters.
 //! - [`azure`]: identity selection, the Key Vault adapter, Key Vault reference parsing.
 //! - [`secrets`]: the types that hold key material, and the bundle format.
 //! - [`tags`]: the names of the tags on published secrets (the rest of the published format).
@@ -25,6 +31,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod cli;
 pub mod consumers;
 pub mod functions;
 pub mod logging;

@@ -21,53 +21,23 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::settings::reader::Reader;
+use crate::settings::table::{self, Scope};
 use crate::settings::{Settings, SettingsError, SettingsErrors, SourceValue};
 
-/// Settings a target (or `Defaults`) may set.
-pub const PER_TARGET: &[&str] = &[
-    "KeyVaultUrl",
-    "KeyVaultDnsSuffix",
-    "CredentialMode",
-    "RoleArn",
-    "RoleSessionName",
-    "ExternalId",
-    "SessionPolicy",
-    "SessionPolicyArns",
-    "SessionTags",
-    "SourceIdentity",
-    "WebIdentityAudience",
-    "WebIdentityCredential",
-    "WebIdentityTenantId",
-    "WebIdentityClientId",
-    "WebIdentityClientSecret",
-    "UsernameFromKeyVault",
-    "PasswordFromKeyVault",
-    "PlainUsername",
-    "PlainPassword",
+/// The published secrets: set per target only (inherited, they would collide), defaulting to
+/// the table's default names prefixed with the target's name.
+pub const OWN_ONLY: &[&str] = &[
     "AccessKeyIdFromKeyVault",
     "SecretAccessKeyFromKeyVault",
     "SessionTokenFromKeyVault",
     "CredentialsBundleSecretName",
-    "AwsRegion",
-    "SessionDurationSeconds",
-    "MinRotationIntervalSeconds",
-    "ExpiryWarningSeconds",
-    "RotationTimeBudgetSeconds",
-    "KeepEnabledVersions",
-    "SourceKeyMaxAgeDays",
-    "SourceKeyDeleteAfterHours",
-    "SourceKeyDeleteForeignKey",
-    "SourceKeyPropagationSeconds",
 ];
 
-/// The published secrets: set per target only (inherited, they would collide), defaulting to
-/// names prefixed with the target's name.
-pub const OWN_ONLY: &[(&str, &str)] = &[
-    ("AccessKeyIdFromKeyVault", "AccessKeyId"),
-    ("SecretAccessKeyFromKeyVault", "SecretAccessKey"),
-    ("SessionTokenFromKeyVault", "SessionToken"),
-    ("CredentialsBundleSecretName", "AwsSessionCredentials"),
-];
+/// Whether a target (or `Defaults`) may set this setting (`settings::table`'s `Target` scope).
+fn per_target(name: &str) -> bool {
+    table::find(name).is_some_and(|d| d.scope == Scope::Target)
+}
 
 const FILE_SETTING: &str = "StsbridgeTargetsFile";
 const DEFAULT_FILE: &str = "targets.json";
@@ -88,27 +58,13 @@ pub struct TargetsConfig {
 
 /// Reads the flat settings and, when there is one, the targets file.
 pub fn load(map: &HashMap<String, String>) -> Result<TargetsConfig, SettingsErrors> {
-    let mut errors = vec![];
-    let number =
-        |name: &str, default: u64, min: u64, max: u64, errors: &mut Vec<SettingsError>| match map
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-        {
-            None => default,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    errors.push(err(
-                        name,
-                        format!("'{raw}' is not a whole number in {min}-{max}"),
-                    ));
-                    default
-                }
-            },
-        };
-    let max_concurrent = number("MaxConcurrentTargets", 8, 1, 256, &mut errors) as usize;
-    let writes_per_10s = number("KeyVaultWritesPer10Seconds", 300, 0, 4000, &mut errors) as u32;
+    let mut r = Reader::new(map);
+    let max_concurrent = r.number("MaxConcurrentTargets") as usize;
+    let writes_per_10s = r.number("KeyVaultWritesPer10Seconds") as u32;
+    let mut errors = match r.finish() {
+        Ok(_) => vec![],
+        Err(e) => e.0,
+    };
 
     let file = match targets_file(map) {
         Ok(f) => f,
@@ -242,7 +198,7 @@ fn fields(
         if key == "Name" && allow_name {
             continue;
         }
-        if !PER_TARGET.contains(&key.as_str()) {
+        if !per_target(key) {
             let why = if key == "Name" {
                 "belongs in a target, not in Defaults".to_string()
             } else {
@@ -294,7 +250,7 @@ pub fn parse(
             HashMap::new()
         }
     };
-    for (own, _) in OWN_ONLY {
+    for own in OWN_ONLY {
         if defaults.contains_key(*own) {
             errors.push(err(
                 &format!("Defaults.{own}"),
@@ -344,23 +300,7 @@ pub fn parse(
         }
         let prefix = format!("Targets[{name}]");
         let own = fields(object, &prefix, true, &mut errors);
-        let mut merged: HashMap<String, String> = map
-            .iter()
-            .filter(|(k, _)| !OWN_ONLY.iter().any(|(o, _)| o == k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in defaults.iter().chain(own.iter()) {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        for (setting, default) in OWN_ONLY {
-            merged
-                .entry(setting.to_string())
-                .or_insert_with(|| format!("{name}-{default}"));
-        }
-        match Settings::from_map(&merged) {
+        match Settings::from_map(&merged_settings(map, &defaults, &own, &name)) {
             Ok(mut s) => {
                 s.name = Some(name);
                 targets.push(s);
@@ -379,6 +319,37 @@ pub fn parse(
     } else {
         Err(SettingsErrors(errors))
     }
+}
+
+/// One target's settings: the flat app settings (but their published secrets), then
+/// `Defaults`, then the target's own (`None` unsets), and the published secrets' names prefixed
+/// with the target's name unless it sets them.
+fn merged_settings(
+    map: &HashMap<String, String>,
+    defaults: &HashMap<String, Option<String>>,
+    own: &HashMap<String, Option<String>>,
+    name: &str,
+) -> HashMap<String, String> {
+    let mut merged: HashMap<String, String> = map
+        .iter()
+        .filter(|(k, _)| !OWN_ONLY.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in defaults.iter().chain(own.iter()) {
+        match v {
+            Some(v) => merged.insert(k.clone(), v.clone()),
+            None => merged.remove(k),
+        };
+    }
+    for setting in OWN_ONLY {
+        let default = table::find(setting)
+            .and_then(|d| d.default)
+            .expect("published secrets have default names");
+        merged
+            .entry(setting.to_string())
+            .or_insert_with(|| format!("{name}-{default}"));
+    }
+    merged
 }
 
 fn valid_name(n: &str) -> bool {
@@ -565,22 +536,5 @@ mod tests {
             "900"
         );
         assert!(as_setting("RoleArn", &serde_json::json!(["x"])).is_err());
-    }
-
-    #[test]
-    fn the_schema_lists_exactly_the_per_target_settings() {
-        let schema: Value = serde_json::from_str(include_str!("../targets.schema.json")).unwrap();
-        let target = &schema["$defs"]["target"]["properties"];
-        let mut listed: Vec<&str> = target
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .filter(|k| *k != "Name")
-            .collect();
-        listed.sort();
-        let mut want: Vec<&str> = PER_TARGET.to_vec();
-        want.sort();
-        assert_eq!(listed, want);
     }
 }

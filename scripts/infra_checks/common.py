@@ -7,7 +7,6 @@ CheckFailed with the summary and the details that explain it (printed indented u
 Standard library only.
 """
 
-import os
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -55,7 +54,7 @@ def tool(name):
 def run(argv, cwd=None):
     """Runs a tool; returns (exit code, stdout and stderr as one text), as `cmd >out 2>&1`."""
     p = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       stdin=subprocess.DEVNULL, text=True, env=os.environ.copy())
+                       stdin=subprocess.DEVNULL, text=True)
     return p.returncode, p.stdout
 
 

@@ -4,6 +4,11 @@
 //! Pure: [`AwsConfig::parse`] takes the file's text, [`resolve`] turns a profile (or the flags)
 //! into [`SsoSettings`]. The CLI layer reads the file (`AWS_CONFIG_FILE`, else `~/.aws/config`).
 //!
+//! **Keep this parser; do not "simplify" it into `aws_config::profile`.** That one differs from
+//! what the AWS CLI accepts and refuses (only `=` separates keys; no `[DEFAULT]`; duplicate
+//! sections and keys are not rejected), and the tests here pin botocore's behaviour, so a file
+//! means the same to stsbridge as to the AWS CLI that shares its cache.
+//!
 //! The parser follows botocore (`botocore/configloader.py`: `raw_config_parse` over Python's
 //! `configparser.RawConfigParser`, then `build_profile_map`), so a file the AWS CLI accepts means
 //! the same here, and a file it refuses is refused here too:

@@ -9,6 +9,7 @@
 //! - `source_forms`: every way to give the IAM user's key;
 //! - `sso`: `stsbridge sso login`/`credential-process` against the IAM Identity Center fakes, with the AWS CLI;
 //! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
+//! - `docs`: the shell blocks of README.md and docs/ marked `<!-- testbed: runs -->`, run;
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
@@ -18,6 +19,7 @@
 //!   markers, forced triggers, bad local settings, real readers of every output format.
 
 mod consumers;
+mod docs;
 mod failures;
 mod http_rotate;
 mod lifecycle;

@@ -1,0 +1,114 @@
+"""Check `app settings`: the setting names the deployment uses are the ones the app documents.
+
+The documentation's settings tables are the contract, and a misspelt name is silently ignored
+by the app, which then runs on a default. So every setting that INFRA/azure/*.bicep (its app
+settings arrays), the additionalAppSettings of INFRA/azure/*.parameters*.json and
+local.settings.json.example set must be one the docs name in backticks (README.md and every
+docs/*.md page, whichever exist: a setting documented in any of them counts), or a setting of
+the Functions host / the platform (PLATFORM). And every %Setting% a function.json binds to must
+be set by a Bicep template, or the deployed trigger would have no value.
+Nothing here lists stsbridge's own settings: they are read from the docs, so a new setting
+needs only its documentation.
+Called by runner.py (the `app settings` line) and self_test.py; unit-tested in
+tests/test_settings.py.
+Platform settings: https://learn.microsoft.com/azure/azure-functions/functions-app-settings
+"""
+
+import json
+import re
+from pathlib import Path
+
+from .common import CheckFailed, sorted_glob
+
+# Read by the Functions host or the platform, not by stsbridge (the docs do not list them).
+PLATFORM = {"AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "FUNCTIONS_WORKER_RUNTIME",
+            "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+# How the docs name a setting: `SettingName` (also matches other identifiers in backticks,
+# which is harmless: only names the deployment sets are looked up).
+DOCUMENTED = re.compile(r"`([A-Za-z][A-Za-z0-9_]*)`")
+# A Bicep app settings array entry: {name: '...', value: ...} over two lines.
+BICEP_SETTING = re.compile(r"name:\s*'([A-Za-z0-9_]+)'\s*\n\s*value:")
+BINDING_EXPRESSION = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+def doc_files(root):
+    """The documentation pages that may document settings: ROOT/README.md (if present) and
+    every ROOT/docs/*.md, in that order."""
+    root = Path(root)
+    readme = [root / "README.md"] if (root / "README.md").is_file() else []
+    return readme + [p for p in sorted_glob(root / "docs", "*.md") if p.is_file()]
+
+
+def documented_names(files):
+    """Every name written in backticks in `files`."""
+    names = set()
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            names.update(DOCUMENTED.findall(f.read()))
+    return names
+
+
+def template_settings(infra):
+    """name -> the .bicep file that first sets it as an app setting."""
+    used = {}
+    for bicep in sorted_glob(Path(infra) / "azure", "*.bicep"):
+        with open(bicep) as f:
+            for name in BICEP_SETTING.findall(f.read()):
+                used.setdefault(name, str(bicep))
+    return used
+
+
+def settings_used(infra, root):
+    """name -> where it is first set: a Bicep template, a parameters file's
+    additionalAppSettings, or local.settings.json.example (in that order)."""
+    used = template_settings(infra)
+    for path in sorted_glob(Path(infra) / "azure", "*.parameters*.json"):
+        with open(path) as f:
+            extra = json.load(f).get("parameters", {}).get("additionalAppSettings", {}).get("value", {})
+        for name in extra if isinstance(extra, dict) else ():
+            used.setdefault(name, "%s (additionalAppSettings)" % path)
+    example = Path(root) / "local.settings.json.example"
+    with open(example) as f:
+        for name in json.load(f).get("Values", {}):
+            used.setdefault(name, str(example))
+    return used
+
+
+def binding_settings(root):
+    """(function.json, setting name) for every %Setting% in ROOT/*/function.json."""
+    found = []
+    for fj in sorted_glob(Path(root), "*/function.json"):
+        with open(fj) as f:
+            found += [(str(fj), name) for name in BINDING_EXPRESSION.findall(f.read())]
+    return found
+
+
+def check_settings(infra, root):
+    """infra: holds azure/*.bicep and azure/*.parameters*.json; root: holds the docs,
+    local.settings.json.example and the function folders. Returns the summary; raises
+    CheckFailed."""
+    docs = doc_files(root)
+    if not docs:
+        raise CheckFailed("app settings: no README.md or docs/*.md in %s to check the names against" % root)
+    documented = documented_names(docs)
+    used = settings_used(infra, root)
+    problems = ["%s sets %s, which README.md and docs/*.md do not document as a setting" % (where, name)
+                for name, where in sorted(used.items())
+                if name not in documented and name not in PLATFORM]
+    set_by_template = set(template_settings(infra))
+    problems += ["%s binds to %%%s%%, which no Bicep template sets as an app setting" % (fj, name)
+                 for fj, name in binding_settings(root) if name not in set_by_template]
+    summary = "app settings: %d setting name(s) checked" % len(used)
+    if problems:
+        raise CheckFailed(summary, "\n".join(problems))
+    return "%s against %s and the function.json bindings" % (summary, describe_docs(root, docs))
+
+
+def describe_docs(root, docs):
+    """`README.md + 3 docs/*.md page(s)`: what doc_files(root) found, in a few words."""
+    readme = Path(root) / "README.md"
+    parts = ["README.md"] if readme in docs else []
+    pages = len([d for d in docs if d != readme])
+    if pages:
+        parts.append("%d docs/*.md page(s)" % pages)
+    return " + ".join(parts)

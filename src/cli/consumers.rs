@@ -1,0 +1,98 @@
+//! The consumer commands: read the published bundle with the user's Azure identity and hand it
+//! to a program — `show`, `credential-process`, `export`, `sync-profile`, `write-launch-settings`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use secrecy::ExposeSecret;
+
+use super::BundleArgs;
+use crate::consumers::{self, export::Format, targets};
+use crate::secrets::SessionCredentials;
+
+pub async fn show(bundle: BundleArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(false);
+    let shown = consumers::show(&bundle.source()?, Utc::now()).await?;
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the bundle and refuses it when it is (nearly) expired.
+pub async fn fresh_bundle(
+    bundle: &BundleArgs,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<SessionCredentials> {
+    let fetched = consumers::fetch(&bundle.source()?).await?;
+    consumers::check_remaining(&fetched.credentials, min_remaining, Utc::now())?;
+    Ok(fetched.credentials)
+}
+
+pub async fn credential_process(
+    bundle: BundleArgs,
+    min_remaining: chrono::Duration,
+    use_cache: bool,
+) -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(false);
+    let cache_path = use_cache
+        .then(|| consumers::cache::path_for(&format!("{}|{}", bundle.vault, bundle.secret)))
+        .flatten();
+    if let Some(path) = &cache_path {
+        if let Some(c) = consumers::cache::read(path, min_remaining, Utc::now()) {
+            println!("{}", c.to_process_json().expose_secret());
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    if let Some(path) = &cache_path {
+        if let Err(e) = consumers::cache::write(path, &credentials) {
+            tracing::warn!("could not cache the credentials: {e:#}");
+        }
+    }
+    println!("{}", credentials.to_process_json().expose_secret());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn export(
+    bundle: BundleArgs,
+    format: Format,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(false);
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    print!(
+        "{}",
+        consumers::export::render(&credentials, format)?.expose_secret()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sync_profile(
+    bundle: BundleArgs,
+    profile: &str,
+    file: Option<PathBuf>,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(false);
+    let path = match file {
+        Some(p) => p,
+        None => targets::default_credentials_file()?,
+    };
+    let target = targets::ProfileTarget::open(path, profile)?;
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    println!("{}", target.write(&credentials)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn write_launch_settings(
+    bundle: BundleArgs,
+    file: &std::path::Path,
+    min_remaining: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(false);
+    let target = targets::LaunchSettingsTarget::open(file)?;
+    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    println!("{}", target.write(&credentials)?);
+    eprintln!("{}", targets::launch_settings_note(file));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,169 @@
+//! `stsbridge rotate` (one rotation, printing the JSON report) and `stsbridge check` (the
+//! settings validated and what a rotation would do, minting nothing).
+
+use std::process::ExitCode;
+
+use crate::rotation::fleet::{summarize, Fleet};
+use crate::rotation::{Request, RotationService};
+use crate::settings::{Settings, SourceValue};
+use crate::targets::{self as targets_file, TargetsConfig};
+
+fn invalid(e: crate::settings::SettingsErrors) -> anyhow::Error {
+    let lines: Vec<String> =
+        e.0.iter()
+            .map(|e| format!("  {}: {}", e.setting, e.message))
+            .collect();
+    anyhow::anyhow!("invalid settings:\n{}", lines.join("\n"))
+}
+
+pub fn load_targets() -> anyhow::Result<TargetsConfig> {
+    targets_file::load(&std::env::vars().collect()).map_err(invalid)
+}
+
+pub async fn rotate(
+    force: bool,
+    rotate_source_key: bool,
+    target: &[String],
+) -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(true);
+    let config = load_targets()?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let request = Request {
+        force: force || rotate_source_key,
+        rotate_source_key,
+    };
+    let fleet = Fleet::new(config).await?;
+    let selection = (!target.is_empty()).then(|| target.join(","));
+    if let Some(service) = fleet.single() {
+        if selection
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("default"))
+        {
+            anyhow::bail!("--target needs a targets file (StsbridgeTargetsFile or targets.json); without one the only target is the app settings");
+        }
+        let outcome = service.rotate(request).await;
+        service.settle().await;
+        return match outcome.as_ref() {
+            Ok(report) => {
+                println!("{}", serde_json::to_string_pretty(report)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(failure) => {
+                println!("{}", serde_json::to_string_pretty(&failure.body())?);
+                eprintln!("stsbridge: {failure}");
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    let selected = fleet
+        .select(selection.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let outcomes = fleet.rotate(&selected, request).await;
+    fleet.settle().await;
+    let (ok, body, lines) = summarize(&outcomes);
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    for line in lines {
+        eprintln!("stsbridge: {line}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub async fn check() -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_cli(false);
+    let config = load_targets()?;
+    println!("settings are valid");
+    if let Some(file) = &config.file {
+        println!(
+            "targets:   {} from {} (at most {} at once; Key Vault writes paced to {} per 10 s per vault)",
+            config.targets.len(),
+            file.display(),
+            config.max_concurrent,
+            config.writes_per_10s
+        );
+    }
+    let implicit = config.implicit;
+    for s in config.targets {
+        if !implicit {
+            println!();
+            println!("target:    {}", s.name.as_deref().unwrap_or("?"));
+        }
+        let code = check_target(s).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
+    println!("mode:      {}", s.mode.name());
+    if let Some(source) = s.mode.source() {
+        for (setting, value) in [
+            (source.settings.0, &source.access_key_id),
+            (source.settings.1, &source.secret_access_key),
+        ] {
+            let describe = match value {
+                SourceValue::Plain(_) => "a value in the setting".to_string(),
+                other => other.describe(),
+            };
+            println!("source:    {setting}: {describe}");
+        }
+    }
+    if let Some(role) = s.mode.role() {
+        println!(
+            "role:      {} (session name {})",
+            role.arn, role.session_name
+        );
+    }
+    println!("identity:  {}", s.identity.describe());
+    println!(
+        "sts:       region {}{}",
+        s.region,
+        s.sts_endpoint
+            .as_deref()
+            .map(|e| format!(", endpoint {e}"))
+            .unwrap_or_default()
+    );
+    for t in s.targets.all() {
+        println!("publishes: {t}");
+    }
+    println!(
+        "duration:  {} s; a set younger than {} s is fresh",
+        s.session_duration_secs,
+        s.min_rotation_interval.as_secs()
+    );
+    for w in &s.warnings {
+        println!("warning:   {w}");
+    }
+    if matches!(s.mode, crate::settings::Mode::WebIdentity { .. }) {
+        // The one network call `check` makes: the token's claims are what the AWS side must
+        // trust, and users need them to write the trust policy. The token itself is not shown.
+        let service = RotationService::new(s).await?;
+        match service.web_identity_claims().await {
+            Ok(Some(claims)) => {
+                println!("token:     an Entra ID token was issued; AWS will see these claims:");
+                for (k, v) in claims.as_object().into_iter().flatten() {
+                    println!(
+                        "           {k} = {}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    );
+                }
+                println!("           the IAM OIDC provider's URL must equal iss; the role's trust policy should match aud and sub");
+            }
+            Ok(None) => {}
+            Err(f) => {
+                eprintln!("stsbridge: {f}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,60 @@
+//! `stsbridge serve`: the custom handler. Binds `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` first
+//! (the host polls `GET /` every 25 ms), then builds every target's service; invalid settings do
+//! not stop it (see [`crate::functions`]). On SIGTERM or Ctrl-C it stops accepting, finishes the
+//! rotation in flight within a bound, and exits 143.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::functions::{self, AppState};
+use crate::rotation::fleet::Fleet;
+
+pub async fn serve() -> anyhow::Result<ExitCode> {
+    crate::logging::init_for_host();
+    let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .context("FUNCTIONS_CUSTOMHANDLER_PORT is not set: `serve` is started by the Functions host, which sets it (use `stsbridge rotate` to run a rotation by hand)")?
+        .trim()
+        .parse()
+        .context("FUNCTIONS_CUSTOMHANDLER_PORT is not a port number")?;
+    // Bind first: the host polls GET / every 25 ms and anything else can wait.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT)"))?;
+    let (fleet, max_bytes) = match crate::targets::load(&std::env::vars().collect()) {
+        Ok(config) => {
+            for w in &config.warnings {
+                tracing::warn!("{w}");
+            }
+            let max = config.targets[0].max_invocation_bytes;
+            (Ok(Arc::new(Fleet::new(config).await?)), max)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!("invalid setting {}: {}", e.setting, e.message);
+            }
+            tracing::error!("every invocation will answer with these errors until the settings are fixed and the app restarts");
+            (Err(errors), functions::DEFAULT_MAX_INVOCATION_BYTES)
+        }
+    };
+    let state = Arc::new(AppState {
+        fleet,
+        max_invocation_bytes: max_bytes,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(functions::serve(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("stopping: no new invocations; finishing the one in flight");
+    let _ = stop_tx.send(());
+    // Bounded: a rotation has its own time budget; this covers a stuck connection.
+    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    Ok(ExitCode::from(143))
+}

@@ -1,0 +1,658 @@
+//! Every app setting, read and validated once, in one place.
+//!
+//! App settings arrive as environment variables (the Functions host passes them to the handler),
+//! or from a `local.settings.json`'s `Values` for `stsbridge rotate --settings`. [`Settings::from_map`]
+//! turns that raw map into a validated [`Settings`] or into [`SettingsErrors`], which lists
+//! *every* problem at once, each naming its setting. Nothing else in the crate reads the
+//! environment for configuration.
+//!
+//! - [`table`]: every setting declared once (scope, parser, default, doc); the docs
+//!   (`docs/settings.md`) and `targets.schema.json` are checked against it.
+//! - [`reader`]: raw strings → typed values, with the table's bounds and defaults.
+//! - [`mode`]: the credential modes' settings; [`local`]: `--settings local.settings.json`.
+
+mod local;
+mod mode;
+pub(crate) mod reader;
+pub mod table;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::aws::sts::AssumeRoleOptions;
+use crate::azure::identity::AzureIdentity;
+use crate::azure::reference::{
+    check_secret_name, parse_vault_url, RefForm, SecretRef, PUBLIC_CLOUD_VAULT_SUFFIX,
+};
+pub use local::export_local_settings;
+pub use mode::default_session_name;
+use reader::Reader;
+
+/// One invalid setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsError {
+    pub setting: String,
+    pub message: String,
+}
+
+/// Every invalid setting found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsErrors(pub Vec<SettingsError>);
+
+impl fmt::Display for SettingsErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.setting, e.message))
+            .collect();
+        write!(f, "invalid settings: {}", parts.join("; "))
+    }
+}
+
+impl std::error::Error for SettingsErrors {}
+
+/// A source value: given directly, or a pointer to a Key Vault secret the app reads itself.
+#[derive(Clone, Debug)]
+pub enum SourceValue {
+    /// The value itself (a platform-resolved reference, or a plain local setting).
+    Plain(SecretString),
+    /// A secret to read with the app's Azure identity.
+    KeyVault(SecretRef, RefForm),
+}
+
+impl SourceValue {
+    pub fn describe(&self) -> String {
+        match self {
+            SourceValue::Plain(_) => "value given in the setting".into(),
+            SourceValue::KeyVault(r, RefForm::SecretUri) => format!("secret URI {r}"),
+            SourceValue::KeyVault(r, _) => format!("unresolved Key Vault reference to {r}"),
+        }
+    }
+}
+
+/// Where the IAM user's long-lived key comes from.
+#[derive(Clone, Debug)]
+pub struct SourceKeys {
+    pub access_key_id: SourceValue,
+    pub secret_access_key: SourceValue,
+    /// The settings they were read from (`UsernameFromKeyVault`/`PasswordFromKeyVault` or the `Plain…` pair).
+    pub settings: (&'static str, &'static str),
+}
+
+impl SourceKeys {
+    /// The versionless secrets both halves live in, when a rotated key can be written back there.
+    pub fn writable(&self) -> Option<(SecretRef, SecretRef)> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (SourceValue::KeyVault(id, _), SourceValue::KeyVault(secret, _))
+                if id.version.is_none() && secret.version.is_none() =>
+            {
+                Some((id.clone(), secret.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where the minted credentials are published.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub bundle: SecretRef,
+    pub access_key_id: SecretRef,
+    pub secret_access_key: SecretRef,
+    pub session_token: SecretRef,
+}
+
+impl Targets {
+    /// All four, bundle first.
+    pub fn all(&self) -> [&SecretRef; 4] {
+        [
+            &self.bundle,
+            &self.access_key_id,
+            &self.secret_access_key,
+            &self.session_token,
+        ]
+    }
+}
+
+/// Where the Entra ID token for `AssumeRoleWithWebIdentity` comes from.
+#[derive(Clone, Debug)]
+pub enum WebIdentityCredential {
+    ManagedIdentity,
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: SourceValue,
+    },
+    WorkloadIdentity,
+    Developer,
+}
+
+impl WebIdentityCredential {
+    pub fn name(&self) -> &'static str {
+        match self {
+            WebIdentityCredential::ManagedIdentity => "managed-identity",
+            WebIdentityCredential::ClientSecret { .. } => "client-secret",
+            WebIdentityCredential::WorkloadIdentity => "workload-identity",
+            WebIdentityCredential::Developer => "developer",
+        }
+    }
+}
+
+/// How credentials are minted.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// `GetSessionToken` with the IAM user's key (seed 000).
+    SessionToken { source: SourceKeys },
+    /// `AssumeRole` signed with the IAM user's key.
+    AssumeRole {
+        source: SourceKeys,
+        role: RoleSettings,
+        options: AssumeRoleOptions,
+    },
+    /// `AssumeRoleWithWebIdentity` with an Entra ID token: no AWS keys at all.
+    WebIdentity {
+        role: RoleSettings,
+        audience: String,
+        credential: WebIdentityCredential,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct RoleSettings {
+    pub arn: String,
+    pub session_name: String,
+}
+
+impl Mode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::SessionToken { .. } => "session-token",
+            Mode::AssumeRole { .. } => "assume-role",
+            Mode::WebIdentity { .. } => "web-identity",
+        }
+    }
+
+    pub fn source(&self) -> Option<&SourceKeys> {
+        match self {
+            Mode::SessionToken { source } | Mode::AssumeRole { source, .. } => Some(source),
+            Mode::WebIdentity { .. } => None,
+        }
+    }
+
+    pub fn role(&self) -> Option<&RoleSettings> {
+        match self {
+            Mode::SessionToken { .. } => None,
+            Mode::AssumeRole { role, .. } | Mode::WebIdentity { role, .. } => Some(role),
+        }
+    }
+
+    /// The session durations AWS accepts in this mode (validated before any call).
+    pub fn duration_bounds(&self) -> (u64, u64) {
+        match self {
+            Mode::SessionToken { .. } => (900, 129_600),
+            _ => (900, 43_200),
+        }
+    }
+}
+
+/// Chooses the app's Azure identity from environment-style settings, in the order of Azure's
+/// `DefaultAzureCredential`: a service principal's secret, workload identity, managed identity,
+/// then the developer's login.
+pub fn azure_identity(map: &HashMap<String, String>) -> AzureIdentity {
+    let get = |k: &str| map.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let (Some(t), Some(c), Some(s)) = (
+        get("AZURE_TENANT_ID"),
+        get("AZURE_CLIENT_ID"),
+        get("AZURE_CLIENT_SECRET"),
+    ) {
+        return AzureIdentity::ClientSecret {
+            tenant_id: t.to_string(),
+            client_id: c.to_string(),
+            secret: SecretString::from(s.to_string()),
+        };
+    }
+    if get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        return AzureIdentity::WorkloadIdentity;
+    }
+    if get("IDENTITY_ENDPOINT").is_some() {
+        return AzureIdentity::ManagedIdentity {
+            client_id: get("AZURE_CLIENT_ID").map(str::to_string),
+        };
+    }
+    AzureIdentity::Developer
+}
+
+/// The validated settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The target's name from the targets file; `None` for the one implicit target.
+    pub name: Option<String>,
+    /// Set when another target owns (and rotates) the same IAM user's key.
+    pub source_key_rotated_by: Option<String>,
+    pub key_vault_url: Url,
+    pub verify_challenge_resource: bool,
+    pub identity: AzureIdentity,
+    pub mode: Mode,
+    pub targets: Targets,
+    pub region: String,
+    pub sts_endpoint: Option<String>,
+    pub iam_endpoint: Option<String>,
+    pub session_duration_secs: u64,
+    pub min_rotation_interval: Duration,
+    pub expiry_warning: Duration,
+    pub rotation_time_budget: Duration,
+    pub keep_enabled_versions: usize,
+    pub max_invocation_bytes: usize,
+    /// Rotate the IAM user's key when it is this old (0: never).
+    pub source_key_max_age_days: u64,
+    pub source_key_delete_foreign: bool,
+    pub source_key_delete_after_hours: u64,
+    pub source_key_propagation: Duration,
+    /// Things that are allowed but worth saying (printed at start-up and by `check`).
+    pub warnings: Vec<String>,
+}
+
+/// The vault settings every other section builds on.
+struct Vault {
+    url: Option<Url>,
+    /// `url`, or a placeholder when it is missing or invalid (its error is recorded), so that the
+    /// other sections still report their own problems.
+    home: Url,
+    suffix: String,
+    verify_challenge_resource: bool,
+}
+
+fn read_vault(r: &mut Reader) -> Vault {
+    let suffix = r
+        .text("KeyVaultDnsSuffix")
+        .unwrap_or(PUBLIC_CLOUD_VAULT_SUFFIX)
+        .trim_start_matches('.')
+        .to_string();
+    let url = match r.get("KeyVaultUrl") {
+        None => {
+            r.error("KeyVaultUrl", "is required: the vault that receives the fresh credentials, like https://NAME.vault.azure.net");
+            None
+        }
+        Some(raw) => match parse_vault_url(raw) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                r.error("KeyVaultUrl", e);
+                None
+            }
+        },
+    };
+    let home = url
+        .clone()
+        .unwrap_or_else(|| Url::parse("https://invalid.vault.azure.net").expect("static URL"));
+    let verify_challenge_resource = r.boolean("KeyVaultVerifyChallengeResource");
+    if !verify_challenge_resource {
+        r.warnings.push("KeyVaultVerifyChallengeResource is false: the authentication challenge of vaults on this machine is not checked against their domain; use this only with a local emulator".into());
+    }
+    Vault {
+        url,
+        home,
+        suffix,
+        verify_challenge_resource,
+    }
+}
+
+/// The four published secrets.
+fn read_published(r: &mut Reader, vault: &Vault) -> Targets {
+    let bundle_name = r
+        .text("CredentialsBundleSecretName")
+        .expect("the table has a default");
+    if let Err(e) = check_secret_name(bundle_name) {
+        r.error("CredentialsBundleSecretName", e);
+    }
+    Targets {
+        bundle: SecretRef::new(&vault.home, bundle_name),
+        access_key_id: r.published("AccessKeyIdFromKeyVault", &vault.home, &vault.suffix),
+        secret_access_key: r.published("SecretAccessKeyFromKeyVault", &vault.home, &vault.suffix),
+        session_token: r.published("SessionTokenFromKeyVault", &vault.home, &vault.suffix),
+    }
+}
+
+fn read_region(r: &mut Reader) -> String {
+    let region = r
+        .get("AwsRegion")
+        .or_else(|| r.get("AWS_REGION"))
+        .or_else(|| r.text("AwsRegion"))
+        .unwrap_or_default()
+        .to_string();
+    if !region
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || region.len() < 3
+    {
+        r.error(
+            "AwsRegion",
+            format!("'{region}' is not an AWS region like us-east-1"),
+        );
+    }
+    region
+}
+
+/// `SessionDurationSeconds` within the bounds AWS accepts in the mode (the table's default,
+/// lowered to the mode's maximum, when it is not given).
+fn read_duration(r: &mut Reader, mode: Option<&Mode>) -> u64 {
+    let (min, max) = mode.map(Mode::duration_bounds).unwrap_or((900, 129_600));
+    let default = r.default_number("SessionDurationSeconds");
+    let Some(raw) = r.get("SessionDurationSeconds") else {
+        return default.min(max);
+    };
+    let Ok(n) = raw.parse::<u64>() else {
+        r.error(
+            "SessionDurationSeconds",
+            format!("'{raw}' is not a whole number"),
+        );
+        return default;
+    };
+    if !(min..=max).contains(&n) {
+        let mode = mode.map(Mode::name).unwrap_or("this");
+        r.error(
+            "SessionDurationSeconds",
+            format!("{n} is outside {min}-{max}, the range AWS accepts in {mode} mode"),
+        );
+    }
+    n
+}
+
+fn read_identity(r: &mut Reader, map: &HashMap<String, String>) -> AzureIdentity {
+    let identity = azure_identity(map);
+    if matches!(identity, AzureIdentity::ManagedIdentity { .. })
+        && r.get("IDENTITY_HEADER").is_none()
+    {
+        r.error(
+            "IDENTITY_HEADER",
+            "is required with IDENTITY_ENDPOINT (managed identity)",
+        );
+    }
+    identity
+}
+
+/// `KeyVaultVerifyChallengeResource=false` is honoured only where the check cannot pass (a vault
+/// on this machine has no name in the challenge resource's domain); elsewhere it would let any
+/// server that answers for the vault's address collect a Key Vault token (issue #15 L2).
+fn check_challenge_switch(r: &mut Reader, vault: &Vault, targets: &Targets, mode: Option<&Mode>) {
+    if vault.verify_challenge_resource {
+        return;
+    }
+    let mut vaults: Vec<&Url> = targets.all().iter().map(|t| &t.vault).collect();
+    vaults.extend(vault.url.iter());
+    if let Some(source) = mode.and_then(Mode::source) {
+        for v in [&source.access_key_id, &source.secret_access_key] {
+            if let SourceValue::KeyVault(r, _) = v {
+                vaults.push(&r.vault);
+            }
+        }
+    }
+    if let Some(Mode::WebIdentity {
+        credential:
+            WebIdentityCredential::ClientSecret {
+                secret: SourceValue::KeyVault(r, _),
+                ..
+            },
+        ..
+    }) = mode
+    {
+        vaults.push(&r.vault);
+    }
+    if let Some(remote) = vaults.iter().find(|v| !crate::net::is_loopback(v)) {
+        let remote = crate::azure::reference::origin(remote);
+        r.error(
+            "KeyVaultVerifyChallengeResource",
+            format!("false is honoured only for a vault on this machine (127.0.0.0/8, ::1, localhost), and {remote} is not: remove the setting"),
+        );
+    }
+}
+
+/// A source key the app cannot write back is not rotated: say so unless rotation is off.
+fn warn_unwritable_source(r: &mut Reader, mode: Option<&Mode>, max_age_days: u64) {
+    let Some(source) = mode.and_then(Mode::source) else {
+        return;
+    };
+    if source.writable().is_none() && max_age_days > 0 {
+        r.warnings.push(format!(
+            "SourceKeyMaxAgeDays is {max_age_days}, but {} and {} are given as values or pinned versions: stsbridge cannot write a new key back, so the IAM user's key is not rotated. Give them as versionless secret URIs (or Key Vault references) to have it rotated, or set SourceKeyMaxAgeDays=0 to silence this",
+            source.settings.0, source.settings.1
+        ));
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsErrors> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Validates a raw settings map; returns every problem at once.
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self, SettingsErrors> {
+        let mut r = Reader::new(map);
+        let vault = read_vault(&mut r);
+        let mode = mode::read_mode(&mut r, &vault.home, &vault.suffix);
+        let targets = read_published(&mut r, &vault);
+        check_target_collisions(&mut r, &targets, mode.as_ref().and_then(Mode::source));
+        let region = read_region(&mut r);
+        let sts_endpoint = r.endpoint("AWS_ENDPOINT_URL_STS");
+        let iam_endpoint = r.endpoint("AWS_ENDPOINT_URL_IAM");
+        let session_duration_secs = read_duration(&mut r, mode.as_ref());
+        let seconds = |r: &mut Reader, name| Duration::from_secs(r.number(name));
+        let min_rotation_interval = seconds(&mut r, "MinRotationIntervalSeconds");
+        let expiry_warning = seconds(&mut r, "ExpiryWarningSeconds");
+        let rotation_time_budget = seconds(&mut r, "RotationTimeBudgetSeconds");
+        let keep_enabled_versions = r.number("KeepEnabledVersions") as usize;
+        let max_invocation_bytes = r.number("MaxInvocationBytes") as usize;
+        let source_key_max_age_days = r.number("SourceKeyMaxAgeDays");
+        let source_key_delete_foreign = r.boolean("SourceKeyDeleteForeignKey");
+        let source_key_delete_after_hours = r.number("SourceKeyDeleteAfterHours");
+        let source_key_propagation = seconds(&mut r, "SourceKeyPropagationSeconds");
+        let identity = read_identity(&mut r, map);
+        warn_unwritable_source(&mut r, mode.as_ref(), source_key_max_age_days);
+        check_challenge_switch(&mut r, &vault, &targets, mode.as_ref());
+
+        let warnings = r.finish()?;
+        Ok(Settings {
+            name: None,
+            source_key_rotated_by: None,
+            key_vault_url: vault.url.expect("checked above"),
+            verify_challenge_resource: vault.verify_challenge_resource,
+            identity,
+            mode: mode.expect("checked above"),
+            targets,
+            region,
+            sts_endpoint,
+            iam_endpoint,
+            session_duration_secs,
+            min_rotation_interval,
+            expiry_warning,
+            rotation_time_budget,
+            keep_enabled_versions,
+            max_invocation_bytes,
+            source_key_max_age_days,
+            source_key_delete_foreign,
+            source_key_delete_after_hours,
+            source_key_propagation,
+            warnings,
+        })
+    }
+
+    /// The settings that decide what a published set is, written as tags and compared by the
+    /// freshness rule: a set minted under other settings is not fresh.
+    pub fn fingerprint(&self, source_access_key_id: Option<&str>) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::new();
+        tags.insert(crate::tags::MODE.into(), self.mode.name().into());
+        tags.insert(
+            crate::tags::DURATION.into(),
+            self.session_duration_secs.to_string(),
+        );
+        if let Some(role) = self.mode.role() {
+            tags.insert(crate::tags::ROLE_ARN.into(), crate::tags::value(&role.arn));
+        }
+        if let Some(k) = source_access_key_id {
+            tags.insert(crate::tags::SOURCE_KEY_ID.into(), k.to_string());
+        }
+        tags
+    }
+}
+
+fn check_target_collisions(r: &mut Reader, targets: &Targets, source: Option<&SourceKeys>) {
+    let names = [
+        ("CredentialsBundleSecretName", &targets.bundle),
+        ("AccessKeyIdFromKeyVault", &targets.access_key_id),
+        ("SecretAccessKeyFromKeyVault", &targets.secret_access_key),
+        ("SessionTokenFromKeyVault", &targets.session_token),
+    ];
+    for (i, (a_name, a)) in names.iter().enumerate() {
+        for (b_name, b) in names.iter().skip(i + 1) {
+            if a.same_secret(b) {
+                r.error(b_name, format!("names the same secret as {a_name} ({b})"));
+            }
+        }
+        if let Some(source) = source {
+            for (s_name, s) in [
+                (source.settings.0, &source.access_key_id),
+                (source.settings.1, &source.secret_access_key),
+            ] {
+                if let SourceValue::KeyVault(s, _) = s {
+                    if s.same_secret(a) {
+                        r.error(a_name, format!("names the same secret as {s_name} ({a}): publishing would overwrite the IAM user's key"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mode::is_role_arn;
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("KeyVaultUrl", "https://v.vault.azure.net"),
+            (
+                "UsernameFromKeyVault",
+                "https://v.vault.azure.net/secrets/AWS-Access-Key-ID",
+            ),
+            (
+                "PasswordFromKeyVault",
+                "@Microsoft.KeyVault(VaultName=v;SecretName=AWS-Secret-Access-Key)",
+            ),
+        ]
+    }
+
+    fn errors_of(pairs: &[(&str, &str)]) -> Vec<String> {
+        match Settings::from_map(&map(pairs)) {
+            Ok(_) => vec![],
+            Err(e) => e.0.into_iter().map(|e| e.setting).collect(),
+        }
+    }
+
+    #[test]
+    fn the_minimal_settings_give_seed_000_defaults() {
+        let s = Settings::from_map(&map(&base())).unwrap();
+        assert_eq!(s.mode.name(), "session-token");
+        assert_eq!(s.targets.bundle.name, "AwsSessionCredentials");
+        assert_eq!(s.targets.session_token.name, "SessionToken");
+        assert_eq!(s.session_duration_secs, 7200);
+        assert_eq!(s.region, "us-east-1");
+        assert_eq!(s.min_rotation_interval, Duration::from_secs(300));
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("PasswordFromKeyVault")));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_its_setting() {
+        let errs = errors_of(&[
+            ("SessionDurationSeconds", "60"),
+            ("AwsRegion", "Mars Base"),
+            ("KeyVaultVerifyChallengeResource", "maybe"),
+        ]);
+        for setting in [
+            "KeyVaultUrl",
+            "UsernameFromKeyVault",
+            "SessionDurationSeconds",
+            "AwsRegion",
+            "KeyVaultVerifyChallengeResource",
+        ] {
+            assert!(
+                errs.iter().any(|e| e == setting),
+                "{setting} missing from {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_settings_are_used_when_the_key_vault_pair_is_absent() {
+        let s = Settings::from_map(&map(&[
+            ("KeyVaultUrl", "https://v.vault.azure.net"),
+            ("PlainUsername", "AKIAIOSFODNN7EXAMPLE"),
+            ("PlainPassword", "not-a-real-secret"),
+        ]))
+        .unwrap();
+        assert_eq!(s.mode.source().unwrap().settings.0, "PlainUsername");
+    }
+
+    #[test]
+    fn half_a_pair_names_the_missing_half() {
+        let mut pairs = base();
+        pairs.remove(2);
+        assert_eq!(errors_of(&pairs), vec!["PasswordFromKeyVault"]);
+    }
+
+    #[test]
+    fn the_duration_is_checked_against_the_mode() {
+        let mut pairs = base();
+        pairs.push(("SessionDurationSeconds", "129600"));
+        assert!(errors_of(&pairs).is_empty());
+        pairs.push(("CredentialMode", "assume-role"));
+        pairs.push(("RoleArn", "arn:aws:iam::123456789012:role/reader"));
+        assert_eq!(errors_of(&pairs), vec!["SessionDurationSeconds"]);
+    }
+
+    #[test]
+    fn a_target_that_would_overwrite_the_source_key_is_refused() {
+        let mut pairs = base();
+        pairs.push((
+            "SecretAccessKeyFromKeyVault",
+            "https://v.vault.azure.net/secrets/AWS-Secret-Access-Key",
+        ));
+        assert_eq!(errors_of(&pairs), vec!["SecretAccessKeyFromKeyVault"]);
+    }
+
+    #[test]
+    fn role_arns_and_session_names_are_validated() {
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/path/reader"));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:user/bob"));
+        assert!(!is_role_arn("arn:aws:iam::12345:role/x"));
+        assert_eq!(default_session_name(Some("my func app!")), "my-func-app-");
+        assert_eq!(default_session_name(Some("x")), "stsbridge");
+        assert_eq!(default_session_name(Some(&"a".repeat(80))).len(), 64);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_plain_secret() {
+        let s = Settings::from_map(&map(&[
+            ("KeyVaultUrl", "https://v.vault.azure.net"),
+            ("PlainUsername", "AKIAIOSFODNN7EXAMPLE"),
+            ("PlainPassword", "very-secret-value-123"),
+        ]))
+        .unwrap();
+        assert!(!format!("{s:?}").contains("very-secret-value-123"));
+    }
+}

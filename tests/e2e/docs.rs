@@ -1,0 +1,101 @@
+//! The documentation's commands, run: every shell block marked `<!-- testbed: runs -->` in
+//! README.md and docs/*.md runs with bash against a test bed, as a reader would paste it (the
+//! stsbridge binary and the AWS CLI on PATH, the test bed's settings in the environment, and
+//! `https://YOUR-VAULT.vault.azure.net` meaning the test bed's vault).
+
+use std::path::{Path, PathBuf};
+
+use testbed::TestBed;
+
+use crate::support::{assert_no_secrets, settings, BIN};
+
+const MARK: &str = "<!-- testbed: runs -->";
+const PLACEHOLDER: &str = "https://YOUR-VAULT.vault.azure.net";
+
+/// The marked blocks of one markdown file: (line of the mark, the block's text).
+fn marked_blocks(path: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = vec![];
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() != MARK {
+            continue;
+        }
+        assert_eq!(
+            lines.get(i + 1).map(|l| l.trim()),
+            Some("```sh"),
+            "{}:{}: the mark must be right above a ```sh block",
+            path.display(),
+            i + 1
+        );
+        let body: Vec<&str> = lines[i + 2..]
+            .iter()
+            .take_while(|l| l.trim() != "```")
+            .copied()
+            .collect();
+        out.push((i + 1, body.join("\n")));
+    }
+    out
+}
+
+fn docs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    // The test bed's own page first: it publishes the set the consumer blocks read.
+    files.sort_by_key(|p| !p.ends_with("docs/testbed.md"));
+    files.push(root.join("README.md"));
+    files
+}
+
+#[tokio::test]
+async fn every_marked_shell_block_in_the_docs_runs_against_the_test_bed() {
+    let bed = TestBed::start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let venv_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let env = settings(&bed, &[], &[]);
+    let mut ran = vec![];
+    let mut outputs = vec![];
+    for file in docs() {
+        for (line, block) in marked_blocks(&file) {
+            let script = block.replace(PLACEHOLDER, &bed.vault_url());
+            let out = tokio::process::Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .env_clear()
+                .envs(&env)
+                .env("KeyVaultVerifyChallengeResource", "false")
+                .env(
+                    "PATH",
+                    format!("{}:{}:/usr/bin:/bin", bin_dir.display(), venv_bin.display()),
+                )
+                .env("HOME", home.path())
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .output()
+                .await
+                .unwrap();
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+            assert!(
+                out.status.success(),
+                "{}:{line}: the block failed\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+                file.display()
+            );
+            ran.push(format!("{}:{line}", file.display()));
+            // stdout of credential-process and export is meant to hold credentials.
+            if !script.contains("credential-process") && !script.contains("export") {
+                outputs.push(stdout);
+            }
+            outputs.push(stderr);
+        }
+    }
+    assert!(ran.len() >= 4, "only {ran:?} are marked");
+    let texts: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    assert_no_secrets(&bed, &texts);
+}

@@ -28,38 +28,7 @@ impl RotationService {
         for (t, (v, ct)) in targets.all()[1..].iter().zip(parts.iter()) {
             writes.push((t, v, ct));
         }
-        let results = futures::future::join_all(writes.into_iter().map(
-            |(t, value, content_type)| async move {
-                let r = self
-                    .vaults
-                    .set(
-                        t,
-                        NewVersion {
-                            value,
-                            content_type,
-                            tags: set_tags,
-                            expires: Some(credentials.expiration),
-                        },
-                    )
-                    .await;
-                (t.name.clone(), r)
-            },
-        ))
-        .await;
-        let mut versions = BTreeMap::new();
-        let mut first_error: Option<VaultError> = None;
-        let mut stale = vec![];
-        for (name, r) in results {
-            match r {
-                Ok(v) => {
-                    versions.insert(name, v);
-                }
-                Err(e) => {
-                    stale.push(name);
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
+        let (versions, stale, first_error) = self.write_all(writes, set_tags, credentials).await;
         if let Some(e) = first_error {
             let mut f = Failure::from_vault(Step::Publish, "publishing the new credentials", &e);
             f.published = versions.keys().cloned().collect();
@@ -99,56 +68,64 @@ impl RotationService {
         let mut repaired = vec![];
         if !stale.is_empty() {
             let parts = separate_values(&credentials);
-            let all = targets.all();
-            let writes = all[1..]
+            let writes: Vec<(&SecretRef, &SecretString, &str)> = targets.all()[1..]
                 .iter()
                 .zip(parts.iter())
                 .filter(|(t, _)| stale.contains(&t.name))
-                .map(|(t, (value, content_type))| {
-                    let tags = &bundle.tags;
-                    let expires = Some(credentials.expiration);
-                    async move {
-                        let r = self
-                            .vaults
-                            .set(
-                                t,
-                                NewVersion {
-                                    value,
-                                    content_type,
-                                    tags,
-                                    expires,
-                                },
-                            )
-                            .await;
-                        (t.name.clone(), r)
-                    }
-                });
-            for (name, result) in futures::future::join_all(writes).await {
-                match result {
-                    Ok(v) => {
-                        versions.insert(name.clone(), v);
-                        repaired.push(name);
-                    }
-                    Err(e) => {
-                        let mut f = Failure::from_vault(
-                            Step::Publish,
-                            "repairing the separate secrets",
-                            &e,
-                        );
-                        f.published = repaired.clone();
-                        f.stale = stale
-                            .iter()
-                            .filter(|s| !repaired.contains(s))
-                            .cloned()
-                            .collect();
-                        return Err(f);
-                    }
-                }
+                .map(|(t, (value, content_type))| (*t, value, *content_type))
+                .collect();
+            let (written, still_stale, first_error) =
+                self.write_all(writes, &bundle.tags, &credentials).await;
+            repaired = written.keys().cloned().collect();
+            versions.extend(written);
+            if let Some(e) = first_error {
+                let mut f =
+                    Failure::from_vault(Step::Publish, "repairing the separate secrets", &e);
+                f.published = repaired;
+                f.stale = still_stale;
+                return Err(f);
             }
         }
         let mut report = self.report(false, reason, &credentials, versions, started, |_| {});
         report.repaired = repaired;
         Ok(report)
+    }
+
+    /// Writes secrets concurrently, each with the set's tags and expiry: the versions written
+    /// (by name), the names not written, and the first error.
+    async fn write_all(
+        &self,
+        writes: Vec<(&SecretRef, &SecretString, &str)>,
+        tags: &BTreeMap<String, String>,
+        credentials: &SessionCredentials,
+    ) -> (BTreeMap<String, String>, Vec<String>, Option<VaultError>) {
+        let results = futures::future::join_all(writes.into_iter().map(
+            |(t, value, content_type)| async move {
+                let new = NewVersion {
+                    value,
+                    content_type,
+                    tags,
+                    expires: Some(credentials.expiration),
+                };
+                (t.name.clone(), self.vaults.set(t, new).await)
+            },
+        ))
+        .await;
+        let mut versions = BTreeMap::new();
+        let mut first_error = None;
+        let mut failed = vec![];
+        for (name, r) in results {
+            match r {
+                Ok(v) => {
+                    versions.insert(name, v);
+                }
+                Err(e) => {
+                    failed.push(name);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        (versions, failed, first_error)
     }
 }
 

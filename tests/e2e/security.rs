@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use stsbridge::consumers::export::{render, Format};
 use stsbridge::consumers::profile::{update_profile, Edit};
 use stsbridge::secrets::SessionCredentials;
-use testbed::{Fault, Rule, TestBed, SOURCE_KEY_ID_SECRET, SOURCE_SECRET_KEY_SECRET};
+use testbed::{Fault, Rule, TestBed, SOURCE_SECRET_KEY_SECRET};
 
-use crate::support::{assert_no_secrets, run_cli, settings, App};
+use crate::support::{active_keys, assert_no_secrets, run_cli, settings, stored_key_id, App};
 
 const INJECTION: &str = "\n[bridged]\ncredential_process = sh -c 'touch /tmp/stsbridge-pwned'\n";
 
@@ -297,20 +297,6 @@ print(json.dumps(out))
         refused > 0,
         "the hostile values include line breaks the writer must refuse"
     );
-}
-
-fn stored_key_id(bed: &TestBed) -> String {
-    bed.vault.latest(SOURCE_KEY_ID_SECRET).unwrap().value
-}
-
-async fn active_keys(bed: &TestBed) -> Vec<String> {
-    bed.access_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, status)| status == "Active")
-        .map(|(id, _)| id)
-        .collect()
 }
 
 /// One active key, the stored one, and the stored secret belongs to it.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use testbed::{Fault, Rule, TestBed, SOURCE_KEY_ID_SECRET, SOURCE_SECRET_KEY_SECRET};
 
-use crate::support::{assert_no_secrets, run_cli, settings, App, CliOutput};
+use crate::support::{
+    active_keys, assert_no_secrets, run_cli, settings, stored_key_id, App, CliOutput,
+};
 
 fn env(bed: &TestBed, set: &[(&str, &str)]) -> HashMap<String, String> {
     settings(bed, set, &[])
@@ -24,26 +26,12 @@ async fn rotate(env: &HashMap<String, String>) -> CliOutput {
     run_cli(env, &["rotate"]).await
 }
 
-fn stored_key_id(bed: &TestBed) -> String {
-    bed.vault.latest(SOURCE_KEY_ID_SECRET).unwrap().value
-}
-
 fn stored_tag(bed: &TestBed, name: &str) -> Option<String> {
     bed.vault
         .latest(SOURCE_KEY_ID_SECRET)
         .unwrap()
         .tags
         .and_then(|t| t.get(name).cloned())
-}
-
-async fn active_keys(bed: &TestBed) -> Vec<String> {
-    bed.access_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, status)| status == "Active")
-        .map(|(id, _)| id)
-        .collect()
 }
 
 /// The invariant after every run that did not stop on purpose: one active key, the stored one,

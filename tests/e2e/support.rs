@@ -330,3 +330,22 @@ pub fn set_ids(bed: &TestBed) -> Vec<Option<String>> {
     })
     .collect()
 }
+
+/// The IAM user's key id stored in the vault (the source key id secret's latest value).
+pub fn stored_key_id(bed: &TestBed) -> String {
+    bed.vault
+        .latest(testbed::SOURCE_KEY_ID_SECRET)
+        .unwrap()
+        .value
+}
+
+/// The IAM user's active access keys, as moto holds them.
+pub async fn active_keys(bed: &TestBed) -> Vec<String> {
+    bed.access_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, status)| status == "Active")
+        .map(|(id, _)| id)
+        .collect()
+}

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use crate::rotation::fleet::{summarize, Fleet};
-use crate::rotation::{Request, RotationService};
+use crate::rotation::{Outcome, Request, RotationService};
 use crate::settings::{Settings, SourceValue};
 use crate::targets::{self as targets_file, TargetsConfig};
 
@@ -18,6 +18,15 @@ fn invalid(e: crate::settings::SettingsErrors) -> anyhow::Error {
 
 pub fn load_targets() -> anyhow::Result<TargetsConfig> {
     targets_file::load(&std::env::vars().collect()).map_err(invalid)
+}
+
+/// The outcome with the run's side work, which the CLI waits for before it prints.
+fn with_side_work(outcome: &Outcome, service: &RotationService) -> Outcome {
+    let mut outcome = outcome.as_ref().clone();
+    if let Ok(report) = &mut outcome {
+        report.side_work = service.last_side_work();
+    }
+    std::sync::Arc::new(outcome)
 }
 
 pub async fn rotate(
@@ -45,6 +54,7 @@ pub async fn rotate(
         }
         let outcome = service.rotate(request).await;
         service.settle().await;
+        let outcome = with_side_work(&outcome, service);
         return match outcome.as_ref() {
             Ok(report) => {
                 println!("{}", serde_json::to_string_pretty(report)?);
@@ -60,8 +70,11 @@ pub async fn rotate(
     let selected = fleet
         .select(selection.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let outcomes = fleet.rotate(&selected, request).await;
+    let mut outcomes = fleet.rotate(&selected, request).await;
     fleet.settle().await;
+    for (t, service) in outcomes.iter_mut().zip(&selected) {
+        t.outcome = with_side_work(&t.outcome, service);
+    }
     let (ok, body, lines) = summarize(&outcomes);
     println!("{}", serde_json::to_string_pretty(&body)?);
     for line in lines {

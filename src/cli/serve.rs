@@ -1,7 +1,8 @@
 //! `stsbridge serve`: the custom handler. Binds `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` first
 //! (the host polls `GET /` every 25 ms), then builds every target's service; invalid settings do
-//! not stop it (see [`crate::functions`]). On SIGTERM or Ctrl-C it stops accepting, finishes the
-//! rotation in flight within a bound, and exits 143.
+//! not stop it (see [`crate::functions`]). Once it serves, it warms the clients in the
+//! background. On SIGTERM or Ctrl-C it stops accepting, finishes the rotation in flight and the
+//! side work within a bound, and exits 143.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use anyhow::Context;
 
 use crate::functions::{self, AppState};
 use crate::rotation::fleet::Fleet;
+
+/// How long `serve` waits, after SIGTERM, for the rotation in flight and its side work.
+const STOP_BOUND: Duration = Duration::from_secs(30);
 
 pub async fn serve() -> anyhow::Result<ExitCode> {
     crate::logging::init_for_host();
@@ -39,8 +43,12 @@ pub async fn serve() -> anyhow::Result<ExitCode> {
             (Err(errors), functions::DEFAULT_MAX_INVOCATION_BYTES)
         }
     };
+    if let Ok(fleet) = &fleet {
+        let fleet = fleet.clone();
+        tokio::spawn(async move { fleet.warm_up().await });
+    }
     let state = Arc::new(AppState {
-        fleet,
+        fleet: fleet.clone(),
         max_invocation_bytes: max_bytes,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -52,9 +60,16 @@ pub async fn serve() -> anyhow::Result<ExitCode> {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},
     }
-    tracing::info!("stopping: no new invocations; finishing the one in flight");
+    tracing::info!("stopping: no new invocations; finishing the one in flight and its side work");
     let _ = stop_tx.send(());
-    // Bounded: a rotation has its own time budget; this covers a stuck connection.
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    // Bounded: a rotation has its own time budget, and each side job a quarter of it; this
+    // covers a stuck connection. The host kills the process soon after SIGTERM anyway.
+    let _ = tokio::time::timeout(STOP_BOUND, async {
+        let _ = server.await;
+        if let Ok(fleet) = &fleet {
+            fleet.settle().await;
+        }
+    })
+    .await;
     Ok(ExitCode::from(143))
 }

@@ -41,16 +41,28 @@ impl Published {
 
 /// The freshness rule: an unforced trigger finds the set fresh when the bundle was minted less
 /// than `min_interval` ago, will not expire within `min_interval`, and was minted under the
-/// same settings (`wanted`: mode, role, source key id, duration).
+/// same settings (`wanted`: mode, role, source key id, duration). A trigger forced at
+/// `forced_since` finds it fresh only when it was minted at or after that moment, under the same
+/// settings — by another instance that held the lease meanwhile — and otherwise mints.
 pub fn decide(
-    force: bool,
+    forced_since: Option<DateTime<Utc>>,
     bundle: Option<&Published>,
     wanted: &BTreeMap<String, String>,
     min_interval: Duration,
     now: DateTime<Utc>,
 ) -> Decision {
-    if force {
-        return Decision::Rotate("forced".into());
+    if let Some(since) = forced_since {
+        let minted_after =
+            bundle.and_then(|b| b.minted_at().filter(|m| *m >= since).map(|m| (b, m)));
+        return match minted_after {
+            Some((b, minted)) if same_settings(b, wanted).is_none() && minted <= now => {
+                Decision::Fresh(format!(
+                    "forced, and a set was minted at {} under the same settings, after the trigger arrived",
+                    minted.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ))
+            }
+            _ => Decision::Rotate("forced".into()),
+        };
     }
     let Some(bundle) = bundle else {
         return Decision::Rotate("no credentials are published yet".into());
@@ -82,16 +94,22 @@ pub fn decide(
             age.num_seconds()
         ));
     }
-    for (key, value) in wanted {
-        if bundle.tags.get(key) != Some(value) {
-            return Decision::Rotate(format!("the settings changed since the last mint ({key})"));
-        }
+    if let Some(key) = same_settings(bundle, wanted) {
+        return Decision::Rotate(format!("the settings changed since the last mint ({key})"));
     }
     Decision::Fresh(format!(
         "the published set was minted {} s ago, within MinRotationIntervalSeconds ({} s)",
         age.num_seconds(),
         min_interval.as_secs()
     ))
+}
+
+/// The first setting (tag) in which the bundle differs from `wanted`; `None` when it has them all.
+fn same_settings<'a>(bundle: &Published, wanted: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    wanted
+        .iter()
+        .find(|(key, value)| bundle.tags.get(*key) != Some(*value))
+        .map(|(key, _)| key.as_str())
 }
 
 /// Which of the separate secrets do not hold the bundle's set (compared by the set-id tag).
@@ -136,7 +154,7 @@ mod tests {
     fn a_set_minted_a_minute_ago_under_the_same_settings_is_fresh() {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
-            false,
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,
@@ -149,7 +167,7 @@ mod tests {
     fn force_always_rotates() {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
-            true,
+            Some(at("2030-01-01T00:00:30Z")),
             Some(&p),
             &wanted(),
             FIVE_MIN,
@@ -163,16 +181,16 @@ mod tests {
         let now = at("2030-01-01T00:10:00Z");
         let old = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         assert!(matches!(
-            decide(false, Some(&old), &wanted(), FIVE_MIN, now),
+            decide(None, Some(&old), &wanted(), FIVE_MIN, now),
             Decision::Rotate(_)
         ));
         assert!(matches!(
-            decide(false, None, &wanted(), FIVE_MIN, now),
+            decide(None, None, &wanted(), FIVE_MIN, now),
             Decision::Rotate(_)
         ));
         let expiring = published("2030-01-01T00:09:00Z", "2030-01-01T00:12:00Z");
         assert!(matches!(
-            decide(false, Some(&expiring), &wanted(), FIVE_MIN, now),
+            decide(None, Some(&expiring), &wanted(), FIVE_MIN, now),
             Decision::Rotate(_)
         ));
     }
@@ -182,13 +200,7 @@ mod tests {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let mut other = wanted();
         other.insert(tags::DURATION.into(), "3600".into());
-        let d = decide(
-            false,
-            Some(&p),
-            &other,
-            FIVE_MIN,
-            at("2030-01-01T00:01:00Z"),
-        );
+        let d = decide(None, Some(&p), &other, FIVE_MIN, at("2030-01-01T00:01:00Z"));
         assert!(matches!(d, Decision::Rotate(r) if r.contains(tags::DURATION)));
     }
 
@@ -196,7 +208,7 @@ mod tests {
     fn a_zero_interval_never_finds_a_set_fresh() {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
-            false,
+            None,
             Some(&p),
             &wanted(),
             Duration::ZERO,
@@ -205,12 +217,45 @@ mod tests {
         assert!(matches!(d, Decision::Rotate(_)));
     }
 
+    /// A forced trigger takes a set another instance minted after it arrived, and no older one.
+    #[test]
+    fn a_forced_trigger_accepts_only_a_set_minted_after_it_arrived() {
+        let p = published("2030-01-01T00:00:10Z", "2030-01-01T02:00:00Z");
+        let now = at("2030-01-01T00:00:20Z");
+        let after = decide(
+            Some(at("2030-01-01T00:00:05Z")),
+            Some(&p),
+            &wanted(),
+            FIVE_MIN,
+            now,
+        );
+        assert!(matches!(after, Decision::Fresh(_)), "{after:?}");
+        let before = decide(
+            Some(at("2030-01-01T00:00:11Z")),
+            Some(&p),
+            &wanted(),
+            FIVE_MIN,
+            now,
+        );
+        assert_eq!(before, Decision::Rotate("forced".into()));
+        let mut other = wanted();
+        other.insert(tags::DURATION.into(), "3600".into());
+        let changed = decide(
+            Some(at("2030-01-01T00:00:05Z")),
+            Some(&p),
+            &other,
+            FIVE_MIN,
+            now,
+        );
+        assert_eq!(changed, Decision::Rotate("forced".into()));
+    }
+
     /// Issue #15 L7.
     #[test]
     fn a_set_minted_in_the_future_is_not_fresh() {
         let p = published("2030-01-01T00:10:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
-            false,
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,

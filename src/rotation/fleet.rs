@@ -121,7 +121,17 @@ impl Fleet {
             .await
     }
 
-    /// Waits for background work (version hygiene) of every target.
+    /// Warms every target's clients (see [`RotationService::warm_up`]), within the concurrency
+    /// bound.
+    pub async fn warm_up(&self) {
+        futures::stream::iter(self.services.iter().cloned())
+            .map(|s| async move { s.warm_up().await })
+            .buffer_unordered(self.max_concurrent)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Waits for background work (side work: bookkeeping, version hygiene) of every target.
     pub async fn settle(&self) {
         for s in &self.services {
             s.settle().await;

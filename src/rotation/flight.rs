@@ -4,8 +4,7 @@
 //! timing out an HTTP request) never cancels a publish half-way, and every joiner gets the same
 //! [`Outcome`]. Who may join is decided in [`RotationService::rotate`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -15,16 +14,18 @@ use super::{Failure, Kind, Outcome, Request, RotationService, Step};
 /// The run in flight, for triggers that arrive while it lasts.
 pub(super) struct InFlight {
     request: Request,
-    /// Set by a forced trigger that joins; the run reads it when it decides.
-    force: Arc<AtomicBool>,
+    /// The arrival of the latest forced trigger of this run (set by one that joins too); the run
+    /// reads it when it decides.
+    forced_since: Arc<Mutex<Option<DateTime<Utc>>>>,
     run: Shared<BoxFuture<'static, Outcome>>,
 }
 
 /// Whether a forced trigger that arrived at `arrived` can take this outcome as its own: a set
-/// minted after it arrived, or a failure (running again at once would most likely fail alike).
+/// minted after it arrived (by this run, or by another instance), or a failure (running again at
+/// once would most likely fail alike).
 fn satisfies_force(outcome: &Outcome, arrived: DateTime<Utc>) -> bool {
     match outcome.as_ref() {
-        Ok(report) => report.rotated && report.minted_at.is_some_and(|m| m >= arrived),
+        Ok(report) => report.minted_at.is_some_and(|m| m >= arrived),
         Err(_) => true,
     }
 }
@@ -35,9 +36,9 @@ impl RotationService {
     /// A trigger joins whatever run is in flight and gets its result, with two exceptions. One
     /// that asks for more (rotating the source key) waits for it to end and then runs. A forced
     /// one upgrades the run to forced if it has not decided yet, and accepts its result only if
-    /// that run minted after the trigger arrived (or failed); otherwise — the run found the set
-    /// fresh, or had minted already — it runs again, so `force` always means a set minted after
-    /// it was asked for (issue #15 L3).
+    /// its set was minted after the trigger arrived (or it failed); otherwise — the run found an
+    /// older set fresh, or had minted already — it runs again, so `force` always means a set
+    /// minted after it was asked for (issue #15 L3).
     pub async fn rotate(self: &Arc<Self>, request: Request) -> Outcome {
         let arrived = Utc::now();
         loop {
@@ -46,14 +47,16 @@ impl RotationService {
                 match inflight.as_ref() {
                     Some(running) => {
                         if request.force {
-                            running.force.store(true, Ordering::SeqCst);
+                            let mut since =
+                                running.forced_since.lock().expect("no panics while held");
+                            *since = Some(since.map_or(arrived, |s| s.max(arrived)));
                         }
                         (running.request.covers(&request), running.run.clone())
                     }
                     None => {
                         let me = self.clone();
-                        let force = Arc::new(AtomicBool::new(request.force));
-                        let run_force = force.clone();
+                        let forced_since = Arc::new(Mutex::new(request.force.then_some(arrived)));
+                        let run_force = forced_since.clone();
                         let run = async move {
                             let budget = me.settings.rotation_time_budget;
                             let outcome = match tokio::time::timeout(budget, me.run(request, &run_force)).await {
@@ -75,7 +78,7 @@ impl RotationService {
                         .shared();
                         *inflight = Some(InFlight {
                             request,
-                            force,
+                            forced_since,
                             run: run.clone(),
                         });
                         // Driven by its own task, so it completes even if every caller goes away.

@@ -1,69 +1,47 @@
-//! Version hygiene, after a successful publish and off the critical path: every superseded
-//! version still holds credentials until they expire, and an hourly rotation adds ~96 versions a
-//! day. Versions whose credentials have expired are disabled, except the newest
-//! `KeepEnabledVersions` (for consumers pinned to a version). Idempotent; a pass that is cut
-//! short is finished by the next one.
+//! Version hygiene, side work after a successful publish: every superseded version still holds
+//! credentials until they expire, and an hourly rotation adds ~96 versions a day. Versions whose
+//! credentials have expired are disabled, except the newest `KeepEnabledVersions` (for consumers
+//! pinned to a version). Idempotent; a pass that is cut short is finished by the next one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::RotationService;
 
 impl RotationService {
-    /// Version hygiene, after a successful publish and off the critical path: every superseded
-    /// version still holds credentials until they expire, and an hourly rotation adds ~96
-    /// versions a day. Versions whose credentials have expired are disabled, except the newest
-    /// `KeepEnabledVersions` (for consumers pinned to a version). Idempotent; a run that is cut
-    /// short is finished by the next one.
-    pub(super) fn spawn_hygiene(self: &Arc<Self>, published: BTreeMap<String, String>) {
-        let me = self.clone();
-        let task = tokio::spawn(async move {
-            let now = Utc::now();
-            let keep = me.settings.keep_enabled_versions;
-            let jobs = me.settings.targets.all().map(|t| {
-                let me = me.clone();
-                let t = t.clone();
-                let current = published.get(&t.name).cloned().unwrap_or_default();
-                async move {
-                    let versions = match me.vaults.versions(&t).await {
-                        Ok(v) => v,
-                        Err(e) => {
-                            tracing::warn!("version hygiene: {e}");
-                            return;
-                        }
-                    };
-                    for v in versions_to_disable(&versions, &current, keep, now) {
-                        match me.vaults.disable(&t, &v).await {
-                            Ok(()) => tracing::info!(
-                                "version hygiene: disabled expired version {v} of {}",
-                                t.name
-                            ),
-                            Err(e) => tracing::warn!("version hygiene: {e}"),
-                        }
-                    }
+    /// One pass over the four published secrets (side work, see [`super::side`]): what it
+    /// disabled, and what it could not do.
+    pub(super) async fn hygiene(
+        &self,
+        published: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> (Vec<String>, Vec<String>) {
+        let keep = self.settings.keep_enabled_versions;
+        let jobs = self.settings.targets.all().map(|t| async move {
+            let (mut done, mut failed) = (vec![], vec![]);
+            let current = published.get(&t.name).cloned().unwrap_or_default();
+            let versions = match self.vaults.versions(t).await {
+                Ok(v) => v,
+                Err(e) => return (done, vec![format!("version hygiene: {e}")]),
+            };
+            for v in versions_to_disable(&versions, &current, keep, now) {
+                match self.vaults.disable(t, &v).await {
+                    Ok(()) => done.push(format!(
+                        "version hygiene: disabled expired version {v} of {}",
+                        t.name
+                    )),
+                    Err(e) => failed.push(format!("version hygiene: {e}")),
                 }
-            });
-            futures::future::join_all(jobs).await;
+            }
+            (done, failed)
         });
-        if let Some(previous) = self
-            .hygiene
-            .lock()
-            .expect("no panics while held")
-            .replace(task)
-        {
-            // A newer pass covers everything the older one would have done.
-            previous.abort();
+        let mut out = (vec![], vec![]);
+        for (done, failed) in futures::future::join_all(jobs).await {
+            out.0.extend(done);
+            out.1.extend(failed);
         }
-    }
-
-    /// Waits for background work (version hygiene) to finish; the CLI calls it before exiting.
-    pub async fn settle(&self) {
-        let task = self.hygiene.lock().expect("no panics while held").take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        out
     }
 }
 

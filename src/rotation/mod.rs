@@ -28,11 +28,11 @@ mod mint;
 mod publish;
 mod read;
 pub mod report;
+pub mod side;
 pub mod source_key;
 pub mod state;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -49,6 +49,7 @@ pub use clients::Clients;
 pub use decide::{decide, Decision, Published};
 pub use hygiene::versions_to_disable;
 pub use report::{Failure, Kind, Report, Step};
+pub use side::SideWork;
 pub use state::State;
 
 /// The result every joiner of a run gets.
@@ -77,7 +78,7 @@ pub struct RotationService {
     iam: crate::aws::iam::Iam,
     web_identity: Option<Arc<dyn TokenCredential>>,
     inflight: Mutex<Option<flight::InFlight>>,
-    hygiene: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    side: side::SideTasks,
 }
 
 impl std::fmt::Debug for RotationService {
@@ -129,7 +130,7 @@ impl RotationService {
             web_identity,
             settings,
             inflight: Mutex::default(),
-            hygiene: Mutex::default(),
+            side: side::SideTasks::default(),
         })
     }
 
@@ -138,15 +139,15 @@ impl RotationService {
     async fn run(
         self: &Arc<Self>,
         request: Request,
-        force: &AtomicBool,
+        forced_since: &Mutex<Option<DateTime<Utc>>>,
     ) -> Result<Report, Failure> {
         let mut published_expiry = None;
-        let result = self.run_inner(request, force, &mut published_expiry).await;
+        let result = self
+            .run_inner(request, forced_since, &mut published_expiry)
+            .await;
         match result {
-            Ok(report) => {
-                if report.rotated {
-                    self.spawn_hygiene(report.versions.clone());
-                }
+            Ok((report, plan)) => {
+                self.spawn_side_work(report.rotated.then(|| report.versions.clone()), plan);
                 Ok(report)
             }
             Err(mut failure) => {
@@ -171,22 +172,16 @@ impl RotationService {
     async fn run_inner(
         &self,
         request: Request,
-        force: &AtomicBool,
+        forced_since: &Mutex<Option<DateTime<Utc>>>,
         published_expiry: &mut Option<DateTime<Utc>>,
-    ) -> Result<Report, Failure> {
+    ) -> Result<(Report, Option<source_key::Plan>), Failure> {
         let started = Instant::now();
         let s = &self.settings;
 
-        // Read, concurrently (a forced run needs no published set to decide).
+        // Read, concurrently.
         let (source, current, token) = tokio::join!(
             self.read_source(),
-            async {
-                if request.force {
-                    Ok(None)
-                } else {
-                    self.read_current().await.map(Some)
-                }
-            },
+            self.read_current(),
             self.web_identity_token(),
         );
         let (source, current, token) = (source?, current?, token?);
@@ -203,10 +198,11 @@ impl RotationService {
         // Decide. The force flag is read now, not at the start: a forced trigger that joined
         // during the reads upgrades this run (see `flight`).
         let wanted = s.fingerprint(keys.as_ref().map(|k| k.access_key_id.as_str()));
-        let bundle = current.as_ref().and_then(|c| c.bundle_published());
+        let bundle = current.bundle_published();
         *published_expiry = bundle.as_ref().and_then(|b| b.expires);
+        let forced_since = *forced_since.lock().expect("no panics while held");
         let decision = decide(
-            force.load(Ordering::SeqCst),
+            forced_since,
             bundle.as_ref(),
             &wanted,
             s.min_rotation_interval,
@@ -214,10 +210,9 @@ impl RotationService {
         );
         let reason = match decision {
             Decision::Fresh(reason) => {
-                let current = current.expect("fresh implies a current set");
                 let mut report = self.repair(reason, current, started).await?;
                 self.finish_plan(plan.as_mut(), &mut report, now).await;
-                return Ok(report);
+                return Ok((report, plan));
             }
             Decision::Rotate(reason) => reason,
         };
@@ -233,7 +228,7 @@ impl RotationService {
             r.minted_at = Some(now);
         });
         self.finish_plan(plan.as_mut(), &mut report, now).await;
-        Ok(report)
+        Ok((report, plan))
     }
 
     /// The tags of a new set: the settings it was minted under (`wanted`), when, and who it is.
@@ -247,7 +242,7 @@ impl RotationService {
         let mut set_tags = wanted;
         set_tags.insert(
             tags::MINTED_AT.into(),
-            now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            now.to_rfc3339_opts(SecondsFormat::Millis, true),
         );
         set_tags.insert(
             tags::ACCESS_KEY_ID.into(),
@@ -260,7 +255,9 @@ impl RotationService {
         set_tags
     }
 
-    /// The source-key steps that follow a publish; their outcome goes into the report.
+    /// The source-key step that completes this run's key rotation (deactivating the previous
+    /// key) runs before the answer, which says the rotation is complete; the bookkeeping is side
+    /// work ([`side`]).
     async fn finish_plan(
         &self,
         plan: Option<&mut source_key::Plan>,
@@ -268,8 +265,11 @@ impl RotationService {
         now: DateTime<Utc>,
     ) {
         let Some(plan) = plan else { return };
-        let warnings = self.finish_source_key(plan, now).await;
-        report.warnings.extend(warnings);
+        if plan.completes_a_rotation() {
+            let warnings = self.finish_source_key(plan, now).await;
+            report.warnings.extend(warnings);
+            plan.after = source_key::After::Nothing;
+        }
         if !plan.report.actions.is_empty() {
             report.source_key = Some(plan.report.clone());
         }
@@ -310,6 +310,7 @@ impl RotationService {
             versions,
             warnings,
             duration_ms: started.elapsed().as_millis() as u64,
+            previous_side_work: self.last_side_work(),
             ..Default::default()
         };
         extra(&mut report);

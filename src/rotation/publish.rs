@@ -86,7 +86,10 @@ impl RotationService {
                 return Err(f);
             }
         }
-        let mut report = self.report(false, reason, &credentials, versions, started, |_| {});
+        let minted_at = current.bundle_published().and_then(|b| b.minted_at());
+        let mut report = self.report(false, reason, &credentials, versions, started, |r| {
+            r.minted_at = minted_at;
+        });
         report.repaired = repaired;
         Ok(report)
     }

@@ -36,8 +36,14 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub duration_ms: u64,
-    /// When this run's mint was sent (`None` when it did not mint): a forced trigger accepts
-    /// the result of a run it joined only if its set was minted after the trigger arrived.
+    /// What the previous run's side work did (see [`super::side`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_side_work: Option<super::SideWork>,
+    /// This run's side work, once it finished: set by the CLI, which waits for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side_work: Option<super::SideWork>,
+    /// When the set in the answer was minted (by this run, or — found fresh — by an earlier one):
+    /// a forced trigger accepts the result of a run it joined only if this is after it arrived.
     #[serde(skip)]
     pub minted_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -62,6 +68,14 @@ impl Report {
             lines.extend(k.actions.iter().map(|a| format!("source key: {a}")));
         }
         lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        if let Some(side) = &self.side_work {
+            lines.extend(side.actions.iter().map(|a| format!("side work: {a}")));
+            lines.extend(
+                side.warnings
+                    .iter()
+                    .map(|w| format!("side work warning: {w}")),
+            );
+        }
         lines.push(format!("took {} ms", self.duration_ms));
         lines
     }

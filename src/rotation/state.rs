@@ -30,6 +30,9 @@ pub struct State {
     pub consistent: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the last side work of this instance did (see [`super::side`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side_work: Option<super::SideWork>,
 }
 
 impl RotationService {
@@ -37,7 +40,10 @@ impl RotationService {
     pub async fn state(&self) -> Result<State, Failure> {
         let current = self.read_current().await?;
         let now = Utc::now();
-        let mut state = State::default();
+        let mut state = State {
+            side_work: self.last_side_work(),
+            ..State::default()
+        };
         let t = &self.settings.targets;
         state.versions = current.versions(t);
         let Some(bundle) = current.bundle_published() else {

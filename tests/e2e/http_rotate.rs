@@ -8,6 +8,8 @@ use crate::support::{assert_no_secrets, set_ids, settings, App};
 async fn a_forced_post_publishes_a_verified_set_to_all_four_secrets() {
     let bed = TestBed::start().await.unwrap();
     let app = App::spawn(settings(&bed, &[], &[])).await;
+    app.wait_warm_up(1).await;
+    bed.sts.clear_calls();
 
     let answer = app.http_rotate("POST", &[("force", "true")], None).await;
 

@@ -6,6 +6,7 @@
 //! - `http_rotate`: the HTTP function (POST/GET, force, statuses, the body shapes);
 //! - `targets`: many targets from a targets file (selection, per-target outcomes, pacing);
 //! - `timer_rotate`: the timer function;
+//! - `side_work`: what comes after the answer (bookkeeping, hygiene) and the start-up warm-up;
 //! - `source_forms`: every way to give the IAM user's key;
 //! - `sso`: `stsbridge sso login`/`credential-process` against the IAM Identity Center fakes, with the AWS CLI;
 //! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
@@ -27,6 +28,7 @@ mod modes;
 mod properties;
 mod reliability;
 mod security;
+mod side_work;
 mod source_forms;
 mod source_key;
 mod sso;

@@ -70,6 +70,9 @@ async fn two_instances_triggered_at_once_mint_at_most_twice_and_the_bundle_stays
 #[tokio::test]
 async fn sts_throttling_and_dropped_connections_are_retried_but_auth_errors_are_not() {
     let bed = TestBed::start().await.unwrap();
+    let app = App::spawn(settings(&bed, &[], &[])).await;
+    app.wait_warm_up(1).await;
+    bed.sts.clear_calls();
     bed.sts.faults.add(
         Rule::on(
             "GetSessionToken",
@@ -87,7 +90,6 @@ async fn sts_throttling_and_dropped_connections_are_retried_but_auth_errors_are_
         )
         .times(1),
     );
-    let app = App::spawn(settings(&bed, &[], &[])).await;
 
     let answer = app.http_rotate("POST", &[], None).await;
 

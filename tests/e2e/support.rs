@@ -112,6 +112,20 @@ impl App {
         }
     }
 
+    /// Waits (up to 20 s) until the start-up warm-up of every target has finished (its log
+    /// line), so that a test counting calls sees only its own.
+    pub async fn wait_warm_up(&self, targets: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.output().matches("warm-up (").count() < targets {
+            assert!(
+                Instant::now() < deadline,
+                "no warm-up line: {}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

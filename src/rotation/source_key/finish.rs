@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{now_tag, tags, After, Plan};
+use super::{now_tag, tags, After, Plan, AGE_DENIAL_BACKOFF};
 use crate::aws::AwsError;
 use crate::rotation::RotationService;
 
@@ -53,10 +53,28 @@ impl RotationService {
                     {
                         let mut t = tags.clone();
                         t.insert(tags::KEY_CREATED.into(), now_tag(created));
-                        if let Err(e) = self.vaults.update_tags(&id_ref, &id_version, &t).await {
-                            warnings.push(format!("could not record the source key's age: {e}"));
+                        match self.vaults.update_tags(&id_ref, &id_version, &t).await {
+                            Ok(()) => plan.report.actions.push(format!(
+                                "recorded the source key's creation date ({})",
+                                now_tag(created)
+                            )),
+                            Err(e) => {
+                                warnings.push(format!("could not record the source key's age: {e}"))
+                            }
                         }
                     }
+                }
+                Err(AwsError::Refused { code, .. }) if code == "AccessDenied" => {
+                    let until = now + AGE_DENIAL_BACKOFF;
+                    let mut t = tags.clone();
+                    t.insert(tags::AGE_DENIED_UNTIL.into(), now_tag(until));
+                    let remembered = match self.vaults.update_tags(&id_ref, &id_version, &t).await {
+                        Ok(()) => format!("not asked again before {}", now_tag(until)),
+                        Err(e) => format!("and the denial could not be recorded ({e})"),
+                    };
+                    warnings.push(format!(
+                        "iam:ListAccessKeys is denied, so the source key's age is unknown and the timer cannot rotate it when it is SourceKeyMaxAgeDays old; allow iam:ListAccessKeys on the user itself, or set SourceKeyMaxAgeDays=0 to stop asking ({remembered})"
+                    ));
                 }
                 Err(e) => warnings.push(format!(
                     "could not read the source key's age (iam:ListAccessKeys): {e}"

@@ -51,6 +51,8 @@ pub mod tags {
     pub const CREATING_SINCE: &str = "key-creating-since";
     /// Set when the run that made the `creating` marker stopped with an error.
     pub const CREATING_ENDED: &str = "key-creating-ended";
+    /// Until when `iam:ListAccessKeys` is not asked again after it was denied.
+    pub const AGE_DENIED_UNTIL: &str = "key-age-denied-until";
     pub const DEACTIVATED_AT: &str = "key-deactivated-at";
 }
 
@@ -109,6 +111,11 @@ pub fn half_stored<'a>(
         && secret_tags.get(tags::PREVIOUS).map(String::as_str) == Some(stored_id))
     .then_some(belongs.as_str())
 }
+
+/// How long a denied `iam:ListAccessKeys` (the source key's age) is remembered before it is asked
+/// again: a day, so that granting the permission takes effect the same day, while a user without
+/// IAM rights (seed 000's) costs one denied call and one warning a day instead of one an hour.
+pub const AGE_DENIAL_BACKOFF: chrono::Duration = chrono::Duration::hours(24);
 
 /// How long after its `creating` marker a run may still be at work: the rotation budget
 /// (a run is cancelled when it is spent) plus this margin for clock skew between instances.
@@ -184,6 +191,18 @@ pub struct Plan {
     refs: Option<(SecretRef, SecretRef)>,
     /// The latest versions of the two source secrets and their tags.
     versions: Option<(String, String, BTreeMap<String, String>)>,
+}
+
+impl Plan {
+    /// Whether what is left completes the rotation this run carried out or resumed.
+    pub fn completes_a_rotation(&self) -> bool {
+        matches!(self.after, After::Deactivate { .. })
+    }
+
+    /// Whether what is left is bookkeeping, for the side work.
+    pub fn has_side_work(&self) -> bool {
+        matches!(self.after, After::LearnAge | After::DeleteWhenDue { .. })
+    }
 }
 
 fn now_tag(now: DateTime<Utc>) -> String {

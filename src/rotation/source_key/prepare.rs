@@ -190,7 +190,9 @@ impl RotationService {
                             now.signed_duration_since(c) >= chrono::Duration::days(max_age as i64)
                         }));
                 if !due {
-                    if max_age > 0 && created.is_none() {
+                    // A denial is remembered on the secret, where every instance sees it.
+                    let denied = time_tag(tags, tags::AGE_DENIED_UNTIL).is_some_and(|t| now < t);
+                    if max_age > 0 && created.is_none() && !denied {
                         plan.after = After::LearnAge;
                     }
                     return Ok(plan);

@@ -1,0 +1,175 @@
+//! Side work: what a run does that its answer does not wait for (issue #17) — the source key's
+//! bookkeeping (learning its age, deleting the previous key once its grace period is over) and
+//! version hygiene. The answer waits for read → mint → verify → publish and nothing else, so a
+//! slow or hanging IAM or a vault full of versions never holds it.
+//!
+//! Each job has its own timeout ([`RotationService::side_budget`], a quarter of the rotation
+//! budget); its outcome is logged, kept for `GET HttpRotate` ([`RotationService::last_side_work`])
+//! and shown in the next report (`previousSideWork`). At the end of a process: `serve` keeps it
+//! running in the background and, on SIGTERM, waits for it within a bound; the CLI awaits it
+//! ([`RotationService::settle`]) before it exits and prints it in its report (`sideWork`).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use super::source_key::Plan;
+use super::RotationService;
+
+/// What a run's side work did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SideWork {
+    pub finished_at: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The side work in flight and the last one's outcome.
+#[derive(Default)]
+pub(super) struct SideTasks {
+    running: Mutex<Vec<JoinHandle<()>>>,
+    last: Mutex<Option<SideWork>>,
+}
+
+/// A job's actions and warnings.
+type Done = (Vec<String>, Vec<String>);
+
+async fn timed(budget: Duration, what: &str, job: impl Future<Output = Done>) -> Done {
+    match tokio::time::timeout(budget, job).await {
+        Ok(done) => done,
+        Err(_) => (
+            vec![],
+            vec![format!(
+                "{what} did not finish within {} s (a quarter of RotationTimeBudgetSeconds); the next run tries again",
+                budget.as_secs()
+            )],
+        ),
+    }
+}
+
+impl RotationService {
+    /// How long each side job may take.
+    pub(super) fn side_budget(&self) -> Duration {
+        self.settings.rotation_time_budget / 4
+    }
+
+    /// Starts a finished run's side work: the source key's bookkeeping (`plan`), and version
+    /// hygiene when the run published (`published`: the versions it wrote).
+    pub(super) fn spawn_side_work(
+        self: &Arc<Self>,
+        published: Option<BTreeMap<String, String>>,
+        plan: Option<Plan>,
+    ) {
+        let bookkeeping_due = plan.as_ref().is_some_and(Plan::has_side_work);
+        if published.is_none() && !bookkeeping_due {
+            return;
+        }
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let now = Utc::now();
+            let budget = me.side_budget();
+            let (hygiene, bookkeeping) = tokio::join!(
+                timed(budget, "version hygiene", async {
+                    match &published {
+                        Some(p) => me.hygiene(p, now).await,
+                        None => Done::default(),
+                    }
+                }),
+                timed(budget, "the source key's bookkeeping", async {
+                    match plan {
+                        Some(mut plan) if bookkeeping_due => {
+                            let before = plan.report.actions.len();
+                            let warnings = me.finish_source_key(&mut plan, now).await;
+                            (plan.report.actions.split_off(before), warnings)
+                        }
+                        _ => Done::default(),
+                    }
+                }),
+            );
+            let outcome = SideWork {
+                finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                actions: [bookkeeping.0, hygiene.0].concat(),
+                warnings: [bookkeeping.1, hygiene.1].concat(),
+            };
+            let name = me.settings.name.as_deref().unwrap_or("default");
+            for a in &outcome.actions {
+                tracing::info!("side work ({name}): {a}");
+            }
+            for w in &outcome.warnings {
+                tracing::warn!("side work ({name}): {w}");
+            }
+            *me.side.last.lock().expect("no panics while held") = Some(outcome);
+        });
+        let mut running = self.side.running.lock().expect("no panics while held");
+        running.retain(|t| !t.is_finished());
+        running.push(task);
+    }
+
+    /// Waits for the side work started so far (the CLI, before it exits; `serve`, on SIGTERM,
+    /// within its own bound).
+    pub async fn settle(&self) {
+        loop {
+            let tasks: Vec<JoinHandle<()>> =
+                std::mem::take(&mut *self.side.running.lock().expect("no panics while held"));
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// The outcome of the last side work that finished.
+    pub fn last_side_work(&self) -> Option<SideWork> {
+        self.side.last.lock().expect("no panics while held").clone()
+    }
+}
+
+impl RotationService {
+    /// Start-up warm-up (issue #17): what a first rotation in a new process would otherwise pay
+    /// for sequentially — the identity token, the vault's authentication challenge and TLS
+    /// connection (a read of the published set), the Entra token of web-identity mode, and the
+    /// TLS connection to STS (`GetCallerIdentity` with the IAM user's key, which also says at
+    /// start-up whether STS takes it). `serve` runs it in the background once it is ready, so
+    /// it never delays readiness; it changes nothing, and its failures are only logged (the
+    /// first rotation reports them properly).
+    pub async fn warm_up(&self) {
+        let name = self.settings.name.as_deref().unwrap_or("default");
+        let (source, current, token) = tokio::join!(
+            self.read_source(),
+            self.read_current(),
+            self.web_identity_token(),
+        );
+        let mut problems = vec![];
+        if let Err(f) = &current {
+            problems.push(f.message.clone());
+        }
+        if let Err(f) = &token {
+            problems.push(f.message.clone());
+        }
+        match &source {
+            Err(f) => problems.push(f.message.clone()),
+            Ok(Some(read)) => {
+                if let Err(e) = self.sts.source_identity(&read.keys).await {
+                    problems.push(e.to_string());
+                }
+            }
+            Ok(None) => {}
+        }
+        if problems.is_empty() {
+            tracing::info!("warm-up ({name}): the vault, the identity and STS answered");
+        }
+        for p in problems {
+            tracing::warn!("warm-up ({name}): {p}");
+        }
+    }
+}

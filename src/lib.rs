@@ -24,6 +24,8 @@
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
 //! - [`net`]: which hosts count as this machine (loopback), for checks relaxed only there.
+//! - [`staleness`]: how old an Azure consumer's credentials can get (for `check`).
+//! - [`schedule`]: `TimerSchedule` read as NCRONTAB (the timer interval, for `check`).
 
 // `rotation::Failure` is a large error type; it is the cold path of an hourly operation, and
 // boxing it would add noise to every `?` for no measurable gain.
@@ -37,8 +39,10 @@ pub mod functions;
 pub mod logging;
 pub mod net;
 pub mod rotation;
+pub mod schedule;
 pub mod secrets;
 pub mod settings;
 pub mod sso;
+pub mod staleness;
 pub mod tags;
 pub mod targets;

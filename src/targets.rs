@@ -158,17 +158,19 @@ fn as_setting(name: &str, value: &Value) -> Result<Option<String>, String> {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
-        Value::Array(items) if name == "SessionPolicyArns" => Some(
-            items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_string)
-                        .ok_or("must be a list of ARNs")
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join(","),
-        ),
+        Value::Array(items) if name == "SessionPolicyArns" || name == "RefreshAppSettingsOf" => {
+            Some(
+                items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .ok_or("must be a list of strings")
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+            )
+        }
         Value::Object(_) if name == "SessionPolicy" => Some(value.to_string()),
         Value::Object(tags) if name == "SessionTags" => {
             let mut pairs = tags

@@ -1,5 +1,7 @@
-//! Azure adapters: identity selection, Key Vault, and Key Vault reference parsing.
+//! Azure adapters: identity selection, Key Vault, Key Vault reference parsing, and Resource
+//! Manager (re-resolving consumer apps' Key Vault references).
 
+pub mod arm;
 pub mod identity;
 pub mod keyvault;
 pub mod reference;

@@ -52,7 +52,7 @@ pub async fn rotate(
         {
             anyhow::bail!("--target needs a targets file (StsbridgeTargetsFile or targets.json); without one the only target is the app settings");
         }
-        let outcome = service.rotate(request).await;
+        let outcome = fleet.rotate_one(service, request).await;
         service.settle().await;
         let outcome = with_side_work(&outcome, service);
         return match outcome.as_ref() {
@@ -114,6 +114,52 @@ pub async fn check() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What is refreshed after a publish, and how old each kind of Azure consumer's credentials can
+/// get with these settings.
+fn print_consumers(s: &Settings) {
+    use crate::schedule::human;
+    for app in &s.refresh_apps {
+        println!(
+            "refreshes: the Key Vault references of app {} ({app}) after every publish, through {}",
+            app.short(),
+            s.arm_endpoint
+        );
+    }
+    let lifetime = std::time::Duration::from_secs(s.session_duration_secs);
+    let timer = s.timer_interval;
+    let given = if s.timer_schedule_given {
+        "TimerSchedule"
+    } else {
+        "hourly: TimerSchedule is not set here"
+    };
+    println!(
+        "consumers: how old the credentials an Azure consumer holds can get (the timer runs at least every {} ({given}); credentials live {}):",
+        human(timer),
+        human(lifetime)
+    );
+    for row in crate::staleness::table(timer, !s.refresh_apps.is_empty()) {
+        let worst = row.worst.map(human).unwrap_or_else(|| "unbounded".into());
+        let verdict = match row.expired_for(lifetime) {
+            None => "fresh".to_string(),
+            Some(d) if d == std::time::Duration::MAX => "can hold expired credentials".to_string(),
+            Some(d) => format!("can hold expired credentials for up to {}", human(d)),
+        };
+        println!(
+            "           {:<54} re-reads {:<52} up to {worst:<10} {verdict}",
+            row.consumer, row.rereads
+        );
+    }
+    let session_token = matches!(s.mode, crate::settings::Mode::SessionToken { .. });
+    if let Some(w) = crate::staleness::app_service_warning(
+        timer,
+        lifetime,
+        !s.refresh_apps.is_empty(),
+        session_token,
+    ) {
+        println!("warning:   {w}");
+    }
+}
+
 pub async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
     println!("mode:      {}", s.mode.name());
     if let Some(source) = s.mode.source() {
@@ -154,6 +200,7 @@ pub async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
     for w in &s.warnings {
         println!("warning:   {w}");
     }
+    print_consumers(&s);
     if matches!(s.mode, crate::settings::Mode::WebIdentity { .. }) {
         // The one network call `check` makes: the token's claims are what the AWS side must
         // trust, and users need them to write the trust policy. The token itself is not shown.

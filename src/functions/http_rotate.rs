@@ -21,7 +21,7 @@ use axum::Json;
 
 use super::envelope::{http_output, HttpRequest, Invocation};
 use super::{plain_error, read_body, AppState};
-use crate::rotation::fleet::summarize;
+use crate::rotation::fleet::{summarize, Fleet};
 use crate::rotation::{Failure, Request, RotationService};
 
 pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response {
@@ -54,7 +54,7 @@ async fn respond(state: &AppState, req: &HttpRequest) -> serde_json::Value {
                 "there is no targets file: the one target is the app settings (target=default, or no target)",
             ));
         }
-        return respond_single(service, req).await;
+        return respond_single(&fleet, service, req).await;
     }
     let selected = match fleet.select(selection) {
         Ok(s) => s,
@@ -103,7 +103,11 @@ async fn respond(state: &AppState, req: &HttpRequest) -> serde_json::Value {
     }
 }
 
-async fn respond_single(service: &Arc<RotationService>, req: &HttpRequest) -> serde_json::Value {
+async fn respond_single(
+    fleet: &Fleet,
+    service: &Arc<RotationService>,
+    req: &HttpRequest,
+) -> serde_json::Value {
     match req.method.as_str() {
         "GET" => match service.state().await {
             Ok(s) => {
@@ -117,7 +121,7 @@ async fn respond_single(service: &Arc<RotationService>, req: &HttpRequest) -> se
                 Ok(r) => r,
                 Err(message) => return fail(&Failure::bad_request(message)),
             };
-            let outcome = service.rotate(request).await;
+            let outcome = fleet.rotate_one(service, request).await;
             match outcome.as_ref() {
                 Ok(report) => {
                     let logs = report.log_lines();

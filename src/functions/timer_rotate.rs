@@ -40,7 +40,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response 
     let Some(service) = fleet.single() else {
         return rotate_all(&fleet, past_due).await;
     };
-    let outcome = service.rotate(Request::default()).await;
+    let outcome = fleet.rotate_one(service, Request::default()).await;
     match outcome.as_ref() {
         Ok(report) => {
             let mut logs = report.log_lines();

@@ -15,6 +15,8 @@ pub struct Clients {
     pub(super) credential: Arc<dyn TokenCredential>,
     pub(super) client_options: azure_core::http::ClientOptions,
     pub(super) vaults: Arc<Vaults>,
+    /// The HTTP client every Azure call shares (Resource Manager's too).
+    pub(super) http: reqwest::Client,
     aws: tokio::sync::Mutex<BTreeMap<(String, u64), aws_config::SdkConfig>>,
 }
 
@@ -31,14 +33,24 @@ impl Clients {
         let client_options = crate::azure::keyvault::client_options(&http, &vault_options);
         let credential =
             crate::azure::identity::credential(&settings.identity, client_options.clone())?;
-        let vaults =
-            Vaults::new(credential.clone(), vault_options, http).with_write_pacing(writes_per_10s);
+        let vaults = Vaults::new(credential.clone(), vault_options, http.clone())
+            .with_write_pacing(writes_per_10s);
         Ok(Self {
             credential,
             client_options,
             vaults: Arc::new(vaults),
+            http,
             aws: tokio::sync::Mutex::default(),
         })
+    }
+
+    /// The Resource Manager client for the consumers' refresh, on the app's own identity.
+    pub(super) fn arm(&self, settings: &Settings) -> crate::azure::arm::Arm {
+        crate::azure::arm::Arm::new(
+            settings.arm_endpoint.clone(),
+            self.credential.clone(),
+            self.http.clone(),
+        )
     }
 
     /// The AWS configuration for a target's region and time budget, made once.

@@ -16,6 +16,10 @@ pub struct Fleet {
     pub services: Vec<Arc<RotationService>>,
     pub max_concurrent: usize,
     pub warnings: Vec<String>,
+    /// Resource Manager, when some target lists apps to refresh.
+    pub(super) arm: Option<Arc<crate::azure::arm::Arm>>,
+    /// Consumer refreshes in flight.
+    pub(super) side: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// One target's outcome.
@@ -38,11 +42,17 @@ impl Fleet {
                 RotationService::with_clients(settings, &clients).await?,
             ));
         }
+        let arm = services
+            .iter()
+            .any(|s| !s.settings.refresh_apps.is_empty())
+            .then(|| Arc::new(clients.arm(&services[0].settings)));
         Ok(Self {
             implicit: config.implicit,
             services,
             max_concurrent: config.max_concurrent,
             warnings: config.warnings,
+            arm,
+            side: std::sync::Mutex::default(),
         })
     }
 
@@ -90,8 +100,24 @@ impl Fleet {
     }
 
     /// Rotates the selected targets, at most `MaxConcurrentTargets` at once; outcomes in the
-    /// selection's order.
+    /// selection's order. Then (side work) refreshes the Azure consumers they call for.
     pub async fn rotate(
+        &self,
+        selected: &[Arc<RotationService>],
+        request: Request,
+    ) -> Vec<TargetOutcome> {
+        let outcomes = self.rotate_only(selected, request).await;
+        self.spawn_refresh(selected, &outcomes);
+        outcomes
+    }
+
+    /// One target's rotation, with the same side work as [`Fleet::rotate`].
+    pub async fn rotate_one(&self, service: &Arc<RotationService>, request: Request) -> Outcome {
+        let mut outcomes = self.rotate(std::slice::from_ref(service), request).await;
+        outcomes.remove(0).outcome
+    }
+
+    async fn rotate_only(
         &self,
         selected: &[Arc<RotationService>],
         request: Request,
@@ -131,8 +157,19 @@ impl Fleet {
             .await;
     }
 
-    /// Waits for background work (side work: bookkeeping, version hygiene) of every target.
+    /// Waits for background work: every target's side work (bookkeeping, version hygiene) and
+    /// the consumer refreshes.
     pub async fn settle(&self) {
+        loop {
+            let tasks: Vec<_> =
+                std::mem::take(&mut *self.side.lock().expect("no panics while held"));
+            if tasks.is_empty() {
+                break;
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
         for s in &self.services {
             s.settle().await;
         }

@@ -27,6 +27,7 @@ pub mod hygiene;
 mod mint;
 mod publish;
 mod read;
+pub mod refresh;
 pub mod report;
 pub mod side;
 pub mod source_key;

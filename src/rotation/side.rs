@@ -37,6 +37,8 @@ pub struct SideWork {
 pub(super) struct SideTasks {
     running: Mutex<Vec<JoinHandle<()>>>,
     last: Mutex<Option<SideWork>>,
+    /// The last refresh of the Azure consumers this target lists (scheduled by the fleet).
+    last_refresh: Mutex<Option<SideWork>>,
 }
 
 /// A job's actions and warnings.
@@ -128,9 +130,30 @@ impl RotationService {
         }
     }
 
-    /// The outcome of the last side work that finished.
+    /// The outcome of the last side work that finished, with the last consumer refresh.
     pub fn last_side_work(&self) -> Option<SideWork> {
-        self.side.last.lock().expect("no panics while held").clone()
+        let own = self.side.last.lock().expect("no panics while held").clone();
+        let refresh = self
+            .side
+            .last_refresh
+            .lock()
+            .expect("no panics while held")
+            .clone();
+        match (own, refresh) {
+            (Some(mut own), Some(r)) => {
+                own.actions.extend(r.actions);
+                own.warnings.extend(r.warnings);
+                own.finished_at = own.finished_at.max(r.finished_at);
+                Some(own)
+            }
+            (own, refresh) => own.or(refresh),
+        }
+    }
+
+    /// Keeps the outcome of a consumer refresh for this target (see [`super::refresh`]).
+    pub(super) fn record_refresh(&self, mut outcome: SideWork) {
+        outcome.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        *self.side.last_refresh.lock().expect("no panics while held") = Some(outcome);
     }
 }
 

@@ -24,6 +24,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::aws::sts::AssumeRoleOptions;
+use crate::azure::arm::AppId;
 use crate::azure::identity::AzureIdentity;
 use crate::azure::reference::{
     check_secret_name, parse_vault_url, RefForm, SecretRef, PUBLIC_CLOUD_VAULT_SUFFIX,
@@ -253,6 +254,14 @@ pub struct Settings {
     pub source_key_delete_foreign: bool,
     pub source_key_delete_after_hours: u64,
     pub source_key_propagation: Duration,
+    /// Apps whose Key Vault references are re-resolved after a publish (`RefreshAppSettingsOf`).
+    pub refresh_apps: Vec<AppId>,
+    /// `AzureResourceManagerEndpoint`.
+    pub arm_endpoint: Url,
+    /// The longest time between two timer runs (`TimerSchedule`; hourly when it is not set
+    /// here, as the templates set it), and whether it was given.
+    pub timer_interval: Duration,
+    pub timer_schedule_given: bool,
     /// Things that are allowed but worth saying (printed at start-up and by `check`).
     pub warnings: Vec<String>,
 }
@@ -362,6 +371,38 @@ fn read_duration(r: &mut Reader, mode: Option<&Mode>) -> u64 {
     n
 }
 
+/// `RefreshAppSettingsOf` and `AzureResourceManagerEndpoint`.
+fn read_consumers(r: &mut Reader) -> (Vec<AppId>, Url) {
+    let mut apps: Vec<AppId> = vec![];
+    for raw in r
+        .get("RefreshAppSettingsOf")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match AppId::parse(raw) {
+            Ok(id) if apps.iter().any(|a| a.key() == id.key()) => {}
+            Ok(id) => apps.push(id),
+            Err(e) => r.error("RefreshAppSettingsOf", e),
+        }
+    }
+    let raw = r
+        .text("AzureResourceManagerEndpoint")
+        .expect("the table has a default");
+    let endpoint = match Url::parse(raw) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => u,
+        _ => {
+            r.error(
+                "AzureResourceManagerEndpoint",
+                format!("'{raw}' is not an https URL like https://management.azure.com"),
+            );
+            Url::parse(crate::azure::arm::PUBLIC_CLOUD_ENDPOINT).expect("static URL")
+        }
+    };
+    (apps, endpoint)
+}
+
 fn read_identity(r: &mut Reader, map: &HashMap<String, String>) -> AzureIdentity {
     let identity = azure_identity(map);
     if matches!(identity, AzureIdentity::ManagedIdentity { .. })
@@ -451,6 +492,17 @@ impl Settings {
         let source_key_delete_foreign = r.boolean("SourceKeyDeleteForeignKey");
         let source_key_delete_after_hours = r.number("SourceKeyDeleteAfterHours");
         let source_key_propagation = seconds(&mut r, "SourceKeyPropagationSeconds");
+        let (refresh_apps, arm_endpoint) = read_consumers(&mut r);
+        let (timer_interval, timer_schedule_given) = match r.get("TimerSchedule") {
+            None => (Duration::from_secs(3600), false),
+            Some(raw) => match crate::schedule::longest_gap(raw) {
+                Ok(gap) => (gap, true),
+                Err(e) => {
+                    r.error("TimerSchedule", e);
+                    (Duration::from_secs(3600), true)
+                }
+            },
+        };
         let identity = read_identity(&mut r, map);
         warn_unwritable_source(&mut r, mode.as_ref(), source_key_max_age_days);
         check_challenge_switch(&mut r, &vault, &targets, mode.as_ref());
@@ -477,6 +529,10 @@ impl Settings {
             source_key_delete_foreign,
             source_key_delete_after_hours,
             source_key_propagation,
+            refresh_apps,
+            arm_endpoint,
+            timer_interval,
+            timer_schedule_given,
             warnings,
         })
     }

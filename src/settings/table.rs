@@ -118,6 +118,9 @@ pub const SETTINGS: &[Def] = &[
     def("StsbridgeTargetsFile", App, Text, None, "the targets file (default targets.json at the app root when present)"),
     def("MaxConcurrentTargets", App, Number { min: 1, max: 256 }, Some("8"), "how many targets rotate at once"),
     def("KeyVaultWritesPer10Seconds", App, Number { min: 0, max: 4000 }, Some("300"), "writes per vault per 10 s; 0 unpaced"),
+    // Azure consumers of the published secrets.
+    def("RefreshAppSettingsOf", Target, Text, None, "App Service / Function App resource IDs whose Key Vault references are re-resolved after a publish"),
+    def("AzureResourceManagerEndpoint", App, Text, Some("https://management.azure.com"), "the Resource Manager endpoint (the token is for <endpoint>/.default)"),
     // Read by the Functions host.
     def("TimerSchedule", App, Text, None, "TimerRotate's six-field NCRONTAB schedule"),
     // Standard variables.

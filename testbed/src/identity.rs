@@ -80,6 +80,8 @@ pub struct TokenIssuer {
     pub config: IdentityConfig,
     issued: Mutex<HashMap<String, IssuedToken>>,
     requests: Mutex<Vec<TokenRequest>>,
+    /// Audiences added once their servers have bound a port (e.g. the ARM endpoint's URL).
+    extra_audiences: Mutex<Vec<String>>,
 }
 
 impl TokenIssuer {
@@ -88,6 +90,7 @@ impl TokenIssuer {
             config,
             issued: Mutex::default(),
             requests: Mutex::default(),
+            extra_audiences: Mutex::default(),
         })
     }
 
@@ -102,7 +105,16 @@ impl TokenIssuer {
         self.config
             .known_audiences
             .iter()
+            .chain(self.extra_audiences.lock().unwrap().iter())
             .any(|k| k.trim_end_matches('/') == a)
+    }
+
+    /// Makes one more audience known (a server whose URL is known only once it is bound).
+    pub fn add_audience(&self, audience: &str) {
+        self.extra_audiences
+            .lock()
+            .unwrap()
+            .push(audience.to_string());
     }
 
     /// Mints a token for `audience` as the managed identity; returns it with its expiry.

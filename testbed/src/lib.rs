@@ -6,6 +6,7 @@
 //! - [`identity`]: the App Service managed-identity endpoint and the token registry Key Vault trusts.
 //! - [`sts`]: the STS/IAM Query-API front that forwards to [`moto`] and adds real AWS errors.
 //! - [`sso`]: IAM Identity Center's SSO OIDC and portal APIs (device sign-in, role credentials).
+//! - [`arm`]: the Resource Manager calls that refresh App Service apps' Key Vault references.
 //! - [`faults`]: latency, error, throttling and dropped-connection injection for both servers.
 //! - [`tls`]: the throw-away CA (trusted by clients through `SSL_CERT_FILE`).
 //! - [`serve`]: the accept loop (plain or TLS, able to drop connections).
@@ -15,6 +16,7 @@
 //! settings a handler needs ([`TestBed::env`]). Dropping the [`TestBed`] stops every server and
 //! process and deletes its directory.
 
+pub mod arm;
 pub mod faults;
 pub mod identity;
 pub mod keyvault;
@@ -81,6 +83,7 @@ pub struct TestBed {
     pub vault: Arc<keyvault::KeyVault>,
     pub sts: Arc<sts::StsFront>,
     pub sso: Arc<sso::SsoFake>,
+    pub arm: Arc<arm::ArmFake>,
     pub source: SourceKeys,
     pub ca_file: PathBuf,
     pub moto: moto::Moto,
@@ -90,6 +93,7 @@ pub struct TestBed {
     sts_server: serve::Server,
     sso_oidc_server: serve::Server,
     sso_portal_server: serve::Server,
+    arm_server: serve::Server,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -137,6 +141,14 @@ impl TestBed {
         let sso_portal_server =
             serve::Server::bind_and_spawn(sso::portal_router(sso.clone()), None).await?;
 
+        let arm = arm::ArmFake::new(issuer.clone());
+        let arm_server = serve::Server::bind_and_spawn(
+            arm::router(arm.clone()),
+            Some(tls.server_config.clone()),
+        )
+        .await?;
+        arm.set_audience(&format!("https://127.0.0.1:{}", arm_server.addr.port()));
+
         let source = create_iam_user(&moto.url, "stsbridge-minter")
             .await
             .context("creating the IAM user in moto")?;
@@ -150,6 +162,7 @@ impl TestBed {
             vault,
             sts,
             sso,
+            arm,
             source,
             ca_file: tls.ca_file,
             moto,
@@ -159,6 +172,7 @@ impl TestBed {
             sts_server,
             sso_oidc_server,
             sso_portal_server,
+            arm_server,
             _tempdir: tempdir,
         })
     }
@@ -205,6 +219,11 @@ impl TestBed {
         format!("http://127.0.0.1:{}", self.sts_server.addr.port())
     }
 
+    /// `AzureResourceManagerEndpoint`: the Resource Manager fake (TLS).
+    pub fn arm_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.arm_server.addr.port())
+    }
+
     /// `AWS_ENDPOINT_URL_SSO_OIDC`: the SSO OIDC fake (device sign-in).
     pub fn sso_oidc_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.sso_oidc_server.addr.port())
@@ -245,6 +264,7 @@ impl TestBed {
             ("IDENTITY_ENDPOINT", self.identity_endpoint()),
             ("IDENTITY_HEADER", self.identity_header()),
             ("SSL_CERT_FILE", self.ca_file.display().to_string()),
+            ("AzureResourceManagerEndpoint", self.arm_url()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -2,6 +2,7 @@
 //! (Key Vault over TLS with the bearer challenge, the managed-identity endpoint, STS via moto).
 //!
 //! Where new tests go:
+//! - `azure_consumers`: refreshing App Service apps' Key Vault references after a publish (ARM);
 //! - `consumers`: credential-process, export, sync-profile, write-launch-settings, show (with the AWS CLI);
 //! - `http_rotate`: the HTTP function (POST/GET, force, statuses, the body shapes);
 //! - `targets`: many targets from a targets file (selection, per-target outcomes, pacing);
@@ -19,6 +20,7 @@
 //! - `security`: the security review's findings (issue #15): crafted bundles, lost answers, live
 //!   markers, forced triggers, bad local settings, real readers of every output format.
 
+mod azure_consumers;
 mod consumers;
 mod docs;
 mod failures;

@@ -1,0 +1,314 @@
+//! An Azure Resource Manager endpoint for the two App Service calls stsbridge makes (issue #18):
+//! `POST {site}/config/configreferences/appsettings/refresh` and
+//! `GET {site}/config/configreferences/appsettings`, `api-version=2022-03-01`, as Microsoft's
+//! "Use Key Vault references as app settings" article describes them.
+//!
+//! Over TLS like the vault; only bearer tokens the test bed's identity endpoint issued for this
+//! endpoint's audience are accepted (else 401 `InvalidAuthenticationToken`). Apps are registered
+//! by tests with their references' statuses; an unknown app is 404 `ResourceNotFound`, ARM's
+//! error body `{"error":{"code","message"}}` throughout. Faults (`refresh` / `list`, by the app's
+//! name) can answer 403 `AuthorizationFailed`, 429 with `Retry-After`, hang or drop. Every call is
+//! recorded.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::json;
+
+use crate::faults::{Fault, Faults};
+use crate::identity::TokenIssuer;
+use crate::serve::DropConnection;
+
+/// One Key Vault reference of a registered app.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub setting: String,
+    pub secret_name: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default)]
+struct App {
+    id: String,
+    references: Vec<Reference>,
+    refreshes: u32,
+}
+
+/// One call the endpoint answered.
+#[derive(Clone, Debug)]
+pub struct ArmCall {
+    /// `refresh` or `list`.
+    pub op: &'static str,
+    /// The app's resource ID as sent.
+    pub app: String,
+    pub authorized: bool,
+    pub status: u16,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+#[derive(Debug)]
+pub struct ArmFake {
+    issuer: Arc<TokenIssuer>,
+    audience: Mutex<String>,
+    pub faults: Faults,
+    apps: Mutex<BTreeMap<String, App>>,
+    calls: Mutex<Vec<ArmCall>>,
+}
+
+impl ArmFake {
+    pub fn new(issuer: Arc<TokenIssuer>) -> Arc<Self> {
+        Arc::new(Self {
+            issuer,
+            audience: Mutex::default(),
+            faults: Faults::default(),
+            apps: Mutex::default(),
+            calls: Mutex::default(),
+        })
+    }
+
+    /// The audience tokens must be for (the endpoint's own URL), known to the identity endpoint.
+    pub fn set_audience(&self, audience: &str) {
+        *self.audience.lock().unwrap() = audience.to_string();
+        self.issuer.add_audience(audience);
+    }
+
+    /// Registers an app (`/subscriptions/…/providers/Microsoft.Web/sites/NAME[/slots/S]`) with
+    /// its Key Vault references.
+    pub fn add_app(&self, id: &str, references: &[(&str, &str, &str)]) {
+        self.apps.lock().unwrap().insert(
+            id.to_ascii_lowercase(),
+            App {
+                id: id.to_string(),
+                references: references
+                    .iter()
+                    .map(|(setting, secret, status)| Reference {
+                        setting: setting.to_string(),
+                        secret_name: secret.to_string(),
+                        status: status.to_string(),
+                    })
+                    .collect(),
+                refreshes: 0,
+            },
+        );
+    }
+
+    /// How many refreshes the app has had.
+    pub fn refreshes(&self, id: &str) -> u32 {
+        self.apps
+            .lock()
+            .unwrap()
+            .get(&id.to_ascii_lowercase())
+            .map(|a| a.refreshes)
+            .unwrap_or(0)
+    }
+
+    pub fn calls(&self) -> Vec<ArmCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+}
+
+pub fn router(arm: Arc<ArmFake>) -> Router {
+    Router::new().fallback(handle).with_state(arm)
+}
+
+fn arm_error(status: u16, code: &str, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        json!({"error": {"code": code, "message": message}}).to_string(),
+    )
+        .into_response()
+}
+
+/// The app's name: the segment after `sites`.
+fn app_name(id: &str) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("sites"))
+        .and_then(|i| parts.get(i + 1))
+        .unwrap_or(&"")
+        .to_string()
+}
+
+async fn handle(
+    State(arm): State<Arc<ArmFake>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let path = uri.path().to_string();
+    let (op, app) =
+        if let Some(app) = path.strip_suffix("/config/configreferences/appsettings/refresh") {
+            ("refresh", app.to_string())
+        } else if let Some(app) = path.strip_suffix("/config/configreferences/appsettings") {
+            ("list", app.to_string())
+        } else {
+            ("unknown", path.clone())
+        };
+    let audience = arm.audience.lock().unwrap().clone();
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| arm.issuer.validate(t, &audience).is_ok());
+    let response = if !authorized {
+        let mut r = arm_error(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+        );
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static(
+                "Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\"",
+            ),
+        );
+        r
+    } else {
+        answer(&arm, &method, op, &app, &query).await
+    };
+    arm.calls.lock().unwrap().push(ArmCall {
+        op,
+        app,
+        authorized,
+        status: response.status().as_u16(),
+        started,
+        finished: Instant::now(),
+    });
+    response
+}
+
+async fn answer(
+    arm: &ArmFake,
+    method: &Method,
+    op: &'static str,
+    app: &str,
+    query: &BTreeMap<String, String>,
+) -> Response {
+    match query.get("api-version").map(String::as_str) {
+        None => {
+            return arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        }
+        Some("2022-03-01") => {}
+        Some(other) => {
+            return arm_error(
+                400,
+                "NoRegisteredProviderFound",
+                &format!("No registered resource provider found for API version '{other}'."),
+            )
+        }
+    }
+    let expected = match op {
+        "refresh" => Method::POST,
+        "list" => Method::GET,
+        _ => return arm_error(404, "NotFound", "The requested operation is not supported."),
+    };
+    if *method != expected {
+        return arm_error(
+            405,
+            "MethodNotAllowed",
+            "The requested method is not allowed.",
+        );
+    }
+    match arm.faults.check(op, Some(&app_name(app))) {
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Drop) | Some(Fault::CommitThenDrop) => {
+            let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            r.extensions_mut().insert(DropConnection);
+            return r;
+        }
+        Some(Fault::Error {
+            status,
+            code,
+            message,
+            retry_after,
+            ..
+        }) => {
+            let mut r = arm_error(status, &code, &message);
+            if let Some(secs) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
+            }
+            return r;
+        }
+        None => {}
+    }
+    let mut apps = arm.apps.lock().unwrap();
+    let Some(found) = apps.get_mut(&app.to_ascii_lowercase()) else {
+        return arm_error(
+            404,
+            "ResourceNotFound",
+            &format!(
+                "The Resource 'Microsoft.Web/sites/{}' was not found. For more details please go to https://aka.ms/ARMResourceNotFound",
+                app_name(app)
+            ),
+        );
+    };
+    if op == "refresh" {
+        found.refreshes += 1;
+        return (StatusCode::OK, [("content-type", "application/json")], "{}").into_response();
+    }
+    let value: Vec<serde_json::Value> = found
+        .references
+        .iter()
+        .map(|r| {
+            json!({
+                "id": format!("{}/config/configreferences/appsettings/{}", found.id, r.setting),
+                "name": r.setting,
+                "type": "Microsoft.Web/sites/config/configreferences",
+                "properties": {
+                    "reference": format!("@Microsoft.KeyVault(VaultName=kv;SecretName={})", r.secret_name),
+                    "status": r.status,
+                    "vaultName": "kv",
+                    "secretName": r.secret_name,
+                    "identityType": "SystemAssigned",
+                    "source": "KeyVault",
+                }
+            })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        json!({ "value": value }).to_string(),
+    )
+        .into_response()
+}
+
+/// ARM's answer to an identity without the role it needs.
+pub fn authorization_failed(app: &str) -> Fault {
+    Fault::error(
+        403,
+        "AuthorizationFailed",
+        &format!("The client 'stsbridge' with object id '11111111-1111-4111-8111-111111111111' does not have authorization to perform action 'Microsoft.Web/sites/config/configreferences/appsettings/refresh/action' over scope '/providers/Microsoft.Web/sites/{app}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
+    )
+}
+
+/// ARM's throttling answer.
+pub fn too_many_requests(retry_after_secs: u64) -> Fault {
+    Fault::Error {
+        status: 429,
+        code: "TooManyRequests".into(),
+        message: "The request is being throttled.".into(),
+        inner_code: None,
+        retry_after: Some(retry_after_secs),
+    }
+}

@@ -21,11 +21,17 @@ pub(super) struct InFlight {
 }
 
 /// Whether a forced trigger that arrived at `arrived` can take this outcome as its own: a set
-/// minted after it arrived (by this run, or by another instance), or a failure (running again at
-/// once would most likely fail alike).
+/// minted after it arrived (by this run, or by another instance), a set this run minted and
+/// published only after it arrived (nobody could hold that set when the trigger was sent: it
+/// is as new to the caller as one minted for it — without this, every forced trigger that came
+/// during a run's STS call would mint again), or a failure (running again at once would most
+/// likely fail alike).
 fn satisfies_force(outcome: &Outcome, arrived: DateTime<Utc>) -> bool {
     match outcome.as_ref() {
-        Ok(report) => report.minted_at.is_some_and(|m| m >= arrived),
+        Ok(report) => {
+            report.minted_at.is_some_and(|m| m >= arrived)
+                || report.published_at.is_some_and(|p| p >= arrived)
+        }
         Err(_) => true,
     }
 }

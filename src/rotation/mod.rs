@@ -223,10 +223,12 @@ impl RotationService {
         let caller = self.verify(&minted).await?;
         let set_tags = self.set_tags(wanted, now, &minted, &caller);
         let versions = self.publish(&minted.credentials, &set_tags).await?;
+        let published_at = Utc::now();
         let mut report = self.report(true, reason, &minted.credentials, versions, started, |r| {
             r.assumed_role_arn = minted.assumed_role_arn.clone();
             r.caller_arn = Some(caller.arn.clone());
             r.minted_at = Some(now);
+            r.published_at = Some(published_at);
         });
         self.finish_plan(plan.as_mut(), &mut report, now).await;
         Ok((report, plan))

@@ -5,7 +5,7 @@
 //! (over moto). Each figure says how it was measured; timings are medians over repeated runs.
 //! Nothing here asserts: it prints a table.
 //!
-//! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips,
+//! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips, side,
 //! concurrency, targets, paced)
 
 use std::collections::HashMap;
@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{json, Value};
 use testbed::TestBed;
+
+mod side;
 
 const LATENCY: Duration = Duration::from_millis(50);
 
@@ -473,6 +475,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("trips") {
         trips(&mut b).await?;
+    }
+    if wanted("side") {
+        side::side(&mut b).await?;
     }
     if wanted("concurrency") {
         concurrency(&mut b).await?;

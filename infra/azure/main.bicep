@@ -86,6 +86,9 @@ param sourceAccessKeyIdSecretName string = 'AWS-Access-Key-ID'
 @description('Key Vault secret holding the IAM user\'s secret access key.')
 param sourceSecretAccessKeySecretName string = 'AWS-Secret-Access-Key'
 
+@description('Names of App Service / Function Apps in THIS resource group that read the published secrets through Key Vault references (which the platform otherwise re-reads only every 24 h). stsbridge asks Resource Manager to re-resolve their references after every publish (RefreshAppSettingsOf), and the Function App gets Website Contributor on each app, scoped to the app: that role can also read the app\'s settings and deploy code to it (docs/consumers-azure.md, "What it costs"). Apps elsewhere: assign the role yourself and set RefreshAppSettingsOf through additionalAppSettings instead (not both).')
+param consumerAppNames array = []
+
 @description('Other stsbridge app settings (name -> string value), e.g. {"ExternalId": "...", "ExpiryWarningSeconds": "1800"}. Never put a secret here: use a secret URI instead.')
 param additionalAppSettings object = {}
 
@@ -153,6 +156,9 @@ var vaultUrl = 'https://${vaultName}${environment().suffixes.keyvaultDns}'
 var roleKeyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 var roleStorageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+// The narrowest built-in role that certainly allows the (undocumented-RBAC) refresh of an app's
+// Key Vault references; see docs/consumers-azure.md for what else it allows.
+var roleWebsiteContributor = 'de139f84-1756-47ae-9be6-808fbbe84772'
 
 var usesSourceKey = credentialMode != 'web-identity'
 var actionGroupName = 'ag-${appName}'
@@ -380,6 +386,15 @@ var webIdentityAppSettings = credentialMode == 'web-identity' ? [
   }
 ] : []
 
+// Consumer apps whose Key Vault references stsbridge refreshes after every publish (issue #18).
+var consumerAppIds = [for name in consumerAppNames: resourceId('Microsoft.Web/sites', name)]
+var refreshAppSettings = empty(consumerAppNames) ? [] : [
+  {
+    name: 'RefreshAppSettingsOf'
+    value: join(consumerAppIds, ',')
+  }
+]
+
 var extraAppSettings = [for setting in items(additionalAppSettings): {
   name: setting.key
   value: string(setting.value)
@@ -407,7 +422,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(baseAppSettings, sourceKeyAppSettings, roleAppSettings, webIdentityAppSettings, extraAppSettings)
+      appSettings: concat(baseAppSettings, sourceKeyAppSettings, roleAppSettings, webIdentityAppSettings, refreshAppSettings, extraAppSettings)
     }
     functionAppConfig: {
       deployment: {
@@ -504,6 +519,23 @@ resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01
     description: 'stsbridge: send telemetry to Application Insights'
   }
 }
+
+// Each consumer app of consumerAppNames: Website Contributor scoped to that app alone (never the
+// resource group), so stsbridge can ask Resource Manager to re-resolve its Key Vault references.
+resource consumerApps 'Microsoft.Web/sites@2024-04-01' existing = [for name in consumerAppNames: {
+  name: name
+}]
+
+resource appRefreshesConsumer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (name, i) in consumerAppNames: {
+  name: guid(consumerApps[i].id, functionApp.id, roleWebsiteContributor)
+  scope: consumerApps[i]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleWebsiteContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'stsbridge: refresh this app\'s Key Vault references after each new AWS credential set'
+  }
+}]
 
 // The person or group that stores the AWS source key: RBAC vaults refuse data-plane writes even
 // to subscription owners without a data role.

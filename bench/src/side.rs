@@ -42,7 +42,11 @@ async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
     match situation {
         Situation::IamDenied => bed.sts.faults.add(Rule::on(
             "ListAccessKeys",
-            Fault::error(403, "AccessDenied", "not authorized to perform iam:ListAccessKeys"),
+            Fault::error(
+                403,
+                "AccessDenied",
+                "not authorized to perform iam:ListAccessKeys",
+            ),
         )),
         Situation::IamHangs => bed.sts.faults.add(Rule::on(
             "ListAccessKeys",
@@ -54,8 +58,10 @@ async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
                 .map(|n| format!("{CONSUMER_APPS}/consumer-{n}"))
                 .collect();
             for id in &ids {
-                bed.arm
-                    .add_app(id, &[("AWS_CREDENTIALS", "AwsSessionCredentials", "Resolved")]);
+                bed.arm.add_app(
+                    id,
+                    &[("AWS_CREDENTIALS", "AwsSessionCredentials", "Resolved")],
+                );
             }
             extra.push(("RefreshAppSettingsOf", ids.join(",")));
         }

@@ -25,12 +25,17 @@ pub(super) struct InFlight {
 /// published only after it arrived (nobody could hold that set when the trigger was sent: it
 /// is as new to the caller as one minted for it — without this, every forced trigger that came
 /// during a run's STS call would mint again), or a failure (running again at once would most
-/// likely fail alike).
-fn satisfies_force(outcome: &Outcome, arrived: DateTime<Utc>) -> bool {
+/// likely fail alike). A request with a revocation's cut-off takes only a set minted after it,
+/// however late it was published: one minted before is denied by AWS (issue #20).
+fn satisfies_force(outcome: &Outcome, request: &Request, arrived: DateTime<Utc>) -> bool {
     match outcome.as_ref() {
         Ok(report) => {
-            report.minted_at.is_some_and(|m| m >= arrived)
-                || report.published_at.is_some_and(|p| p >= arrived)
+            let after_cut_off = request
+                .revoked_before
+                .is_none_or(|c| report.minted_at.is_some_and(|m| m >= c));
+            after_cut_off
+                && (report.minted_at.is_some_and(|m| m >= arrived)
+                    || report.published_at.is_some_and(|p| p >= arrived))
         }
         Err(_) => true,
     }
@@ -94,7 +99,8 @@ impl RotationService {
                 }
             };
             let outcome = run.await;
-            if joined && (!request.force || satisfies_force(&outcome, arrived)) {
+            let demanding = request.force || request.revoked_before.is_some();
+            if joined && (!demanding || satisfies_force(&outcome, &request, arrived)) {
                 return outcome;
             }
         }

@@ -500,3 +500,134 @@ async fn prune_deletes_only_revocations_no_live_session_can_predate() {
     );
     assert_no_secrets(&bed, &[&first.text(), &out.text()]);
 }
+
+/// A rotation that read the bundle before a revocation marked it, and minted before the cut-off,
+/// must not publish its (dead) set over the revocation's: the mark is read again before a
+/// publish (issue #20).
+#[tokio::test]
+async fn a_rotation_in_flight_when_the_bundle_is_marked_does_not_publish_its_dead_set() {
+    let bed = TestBed::start().await.unwrap();
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    bed.sts.faults.add(testbed::Rule::on(
+        "GetSessionToken",
+        testbed::Fault::Delay(std::time::Duration::from_secs(2)),
+    ));
+    let in_flight = {
+        let env = env.clone();
+        tokio::spawn(async move { run_cli(&env, &["rotate", "--force"]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // What `revoke` does before it puts the deny: mark the latest bundle.
+    let bundle = bed.vault.latest("AwsSessionCredentials").unwrap();
+    let mut tags: Vec<(String, String)> = bundle.tags.clone().unwrap().into_iter().collect();
+    let cut_off = (Utc::now() + chrono::TimeDelta::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    tags.push(("revoked-before".into(), cut_off.clone()));
+    let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let marked = bed
+        .vault
+        .seed("AwsSessionCredentials", &bundle.value, &tags);
+
+    let out = in_flight.await.unwrap();
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let body = out.json();
+    assert_eq!(body["error"]["code"], "RevokedMeanwhile", "{body}");
+    assert_eq!(
+        bed.vault.latest("AwsSessionCredentials").unwrap().version,
+        marked
+    );
+    // The next run mints after the cut-off and carries the mark forward.
+    let next = run_cli(&env, &["rotate"]).await;
+    assert_eq!(next.code, Some(0), "{next:?}");
+    assert!(
+        next.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("revocation"),
+        "{}",
+        next.stdout
+    );
+    let tags = bed
+        .vault
+        .latest("AwsSessionCredentials")
+        .unwrap()
+        .tags
+        .unwrap();
+    assert_eq!(tags["revoked-before"], cut_off);
+    assert_no_secrets(&bed, &[&first.text(), &out.text(), &next.text()]);
+}
+
+/// The long-lived key leaked too: a new key, every key the vault does not hold deleted (the old
+/// one, and one the leak could have created), then the revocation and the re-issue.
+#[tokio::test]
+async fn rotate_source_key_replaces_the_key_and_deletes_every_key_the_vault_does_not_hold() {
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let old_key = bed.source.access_key_id.clone();
+
+    let out = run_cli(&as_operator(&env, &op), &["revoke", "--rotate-source-key"]).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let held = crate::support::stored_key_id(&bed);
+    assert_ne!(held, old_key);
+    let keys: Vec<String> = bed
+        .access_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(keys, vec![held.clone()], "only the vault's key is left");
+    let report = out.json();
+    let actions = report["principals"][0]["actions"].to_string();
+    assert!(
+        actions.contains(&format!("deleted access key {old_key}")),
+        "{actions}"
+    );
+    let p = &report["principals"][0];
+    let new = published(&bed, "AwsSessionCredentials");
+    assert_eq!(p["targets"][0]["accessKeyId"], new.0.as_str());
+    assert_eq!(sts_call(&bed, &new, "AssumeRole").await, Ok(()));
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// The operator cannot mint as the function's managed identity: without --function-url the
+/// role is still revoked, and the report says exactly what to run.
+#[tokio::test]
+async fn a_web_identity_role_is_revoked_and_the_report_says_how_to_re_issue() {
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    create_role(&bed, ROLE_NAME).await;
+    let env = settings(
+        &bed,
+        &[
+            ("CredentialMode", "web-identity"),
+            ("RoleArn", ROLE),
+            ("WebIdentityAudience", "api://stsbridge-aws"),
+        ],
+        &["UsernameFromKeyVault", "PasswordFromKeyVault"],
+    );
+
+    let out = run_cli(&as_operator(&env, &op), &["revoke"]).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report = out.json();
+    let p = &report["principals"][0];
+    assert_eq!(p["principal"], ROLE);
+    assert_eq!(p["revoked"], true, "{report}");
+    assert_revocation(
+        &policy(&bed, "Role", ROLE_NAME).await.unwrap(),
+        p["cutOff"].as_str().unwrap(),
+    );
+    let next = p["targets"][0]["nextStep"].as_str().unwrap();
+    assert!(next.contains("HttpRotate?force=true"), "{next}");
+    assert!(next.contains("--function-url"), "{next}");
+    assert!(bed.sts.calls_of("AssumeRoleWithWebIdentity").is_empty());
+    assert_no_secrets(&bed, &[&out.text()]);
+}

@@ -378,7 +378,9 @@ async fn reissue(
                     entry.ok = true;
                     entry.access_key_id = r.access_key_id.clone();
                     entry.expiration = r.expiration.clone();
-                    entry.minted_at = r.minted_at.map(|m| m.to_rfc3339());
+                    entry.minted_at = r
+                        .minted_at
+                        .map(|m| m.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
                 }
                 Err(f) => entry.error = Some(f.body()),
             }

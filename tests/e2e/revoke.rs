@@ -631,3 +631,84 @@ async fn a_web_identity_role_is_revoked_and_the_report_says_how_to_re_issue() {
     assert!(bed.sts.calls_of("AssumeRoleWithWebIdentity").is_empty());
     assert_no_secrets(&bed, &[&out.text()]);
 }
+
+/// With --function-url, a web-identity target is re-issued by the function itself
+/// (`HttpRotate?force=true` with the function key), after the cut-off.
+#[tokio::test]
+async fn a_web_identity_target_is_re_issued_through_the_function_url() {
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    create_role(&bed, ROLE_NAME).await;
+    let env = settings(
+        &bed,
+        &[
+            ("CredentialMode", "web-identity"),
+            ("RoleArn", ROLE),
+            ("WebIdentityAudience", "api://stsbridge-aws"),
+        ],
+        &["UsernameFromKeyVault", "PasswordFromKeyVault"],
+    );
+    let app = std::sync::Arc::new(crate::support::App::spawn(env.clone()).await);
+    // The platform's front door: checks the function key, then invokes the handler as the host does.
+    let front =
+        {
+            let app = app.clone();
+            axum::Router::new().route(
+            "/api/HttpRotate",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap,
+                      query: axum::extract::Query<HashMap<String, String>>| {
+                    let app = app.clone();
+                    async move {
+                        if headers.get("x-functions-key").and_then(|v| v.to_str().ok())
+                            != Some("function-key-for-the-test")
+                        {
+                            return (axum::http::StatusCode::UNAUTHORIZED, String::new());
+                        }
+                        let q: Vec<(&str, &str)> =
+                            query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        let answer = app.http_rotate("POST", &q, None).await;
+                        let status = axum::http::StatusCode::from_u16(answer.status).unwrap();
+                        (status, answer.body.to_string())
+                    }
+                },
+            ),
+        )
+        };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/HttpRotate", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, front).await });
+    let first = app.http_rotate("POST", &[], None).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let old = published(&bed, "AwsSessionCredentials");
+    let mut env = as_operator(&env, &op);
+    env.insert(
+        "STSBRIDGE_FUNCTION_KEY".into(),
+        "function-key-for-the-test".into(),
+    );
+
+    let out = run_cli(&env, &["revoke", "--function-url", &url]).await;
+
+    server.abort();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report = out.json();
+    let p = &report["principals"][0];
+    let cut_off = at(p["cutOff"].as_str().unwrap());
+    let new = published(&bed, "AwsSessionCredentials");
+    assert_ne!(new.0, old.0);
+    assert_eq!(p["targets"][0]["accessKeyId"], new.0.as_str(), "{report}");
+    let minted = bed
+        .sts
+        .minted()
+        .into_iter()
+        .find(|m| m.access_key_id == new.0)
+        .unwrap();
+    assert!(minted.issued >= cut_off);
+    assert_eq!(
+        sts_call(&bed, &old, "AssumeRole").await,
+        Err("AccessDenied".into())
+    );
+    assert_eq!(sts_call(&bed, &new, "AssumeRole").await, Ok(()));
+    assert!(!out.text().contains("function-key-for-the-test"));
+    assert_no_secrets(&bed, &[&out.text(), &app.all_text()]);
+}

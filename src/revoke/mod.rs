@@ -78,7 +78,7 @@ pub async fn run(
     report.unresolved = unresolved;
 
     let identity = operator.identity().await?;
-    refuse_minting_credentials(&identity, selected, &groups, &mut report).await?;
+    refuse_minting_credentials(operator, &identity, selected, &groups, &mut report).await?;
     report.operator = Some(identity.arn.clone());
 
     let runs = groups.iter().map(|g| async move {
@@ -139,18 +139,42 @@ async fn principals(selected: &[Arc<RotationService>]) -> (Vec<Group>, Vec<Targe
 /// Refuses (nothing changed) when the operator's credentials are the minting ones: the minting
 /// identity must never hold `iam:Put*Policy`.
 async fn refuse_minting_credentials(
+    iam: &Operator,
     operator: &operator::Identity,
     selected: &[Arc<RotationService>],
     groups: &[Group],
     report: &mut Report,
 ) -> anyhow::Result<()> {
     const WHY: &str = "the revocation must be made with the operator's own AWS credentials (a person's or an incident role's, with iam:Put/Get/DeleteRolePolicy and the User equivalents), never the minting key: a user that can edit its own policies can grant itself anything, and its key may be the one that leaked. Give them with AWS_PROFILE, --aws-profile (e.g. after `stsbridge sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+    let operator_user = Principal::parse(&operator.arn)
+        .ok()
+        .filter(|p| p.kind == Kind::User);
     for service in selected {
         match service.source_key_id().await {
             Ok(Some(id)) if id == operator.access_key_id => anyhow::bail!(
                 "refusing to revoke: the operator's AWS access key ({id}) is target {}'s minting key; nothing was changed. {WHY}",
                 Fleet::name_of(service)
             ),
+            // Another key of the minting user is the minting identity all the same. A
+            // session-token target's user is compared below; an assume-role target's is the
+            // owner of its key (best effort: the operator may lack iam:GetAccessKeyLastUsed).
+            Ok(Some(id)) if matches!(service.settings.mode, Mode::AssumeRole { .. }) => {
+                if let Some(me) = &operator_user {
+                    match iam.owner_of_key(&id).await {
+                        Ok(owner) if owner == me.name => anyhow::bail!(
+                            "refusing to revoke: the operator's AWS credentials act as {}, the IAM user that mints target {}; nothing was changed. {WHY}",
+                            me.arn,
+                            Fleet::name_of(service)
+                        ),
+                        Ok(_) => {}
+                        Err(e) => report.warnings.push(format!(
+                            "target {}: could not tell whether the operator is its minting user ({})",
+                            Fleet::name_of(service),
+                            e.code()
+                        )),
+                    }
+                }
+            }
             Ok(_) => {}
             Err(f) => report.warnings.push(format!(
                 "target {}: could not read its source key id to compare with the operator's ({})",

@@ -712,3 +712,31 @@ async fn a_web_identity_target_is_re_issued_through_the_function_url() {
     assert!(!out.text().contains("function-key-for-the-test"));
     assert_no_secrets(&bed, &[&out.text(), &app.all_text()]);
 }
+
+/// Another key of the minting user is the minting identity all the same (assume-role: the user
+/// is the owner of the target's source key).
+#[tokio::test]
+async fn revoke_refuses_another_key_of_the_minting_user() {
+    let bed = TestBed::start().await.unwrap();
+    create_role(&bed, ROLE_NAME).await;
+    let (id, secret) = bed.add_access_key(true).await.unwrap();
+    bed.sts.set_key_known(&id, true);
+    let env = settings(
+        &bed,
+        &[("CredentialMode", "assume-role"), ("RoleArn", ROLE)],
+        &[],
+    );
+    let minting_user = Operator {
+        access_key_id: id,
+        secret_access_key: secret.clone(),
+    };
+
+    let out = run_cli(&as_operator(&env, &minting_user), &["revoke"]).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("refusing to revoke"), "{}", out.stderr);
+    assert!(out.stderr.contains(USER_ARN), "{}", out.stderr);
+    assert!(policy(&bed, "Role", ROLE_NAME).await.is_none());
+    assert!(!out.text().contains(&secret));
+    assert_no_secrets(&bed, &[&out.text()]);
+}

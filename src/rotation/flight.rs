@@ -106,3 +106,48 @@ impl RotationService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::Report;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Issue #20: a set published after a revoking request arrived, but minted before its
+    /// cut-off, is dead: it never answers that request.
+    #[test]
+    fn a_request_with_a_cut_off_is_satisfied_only_by_a_set_minted_after_it() {
+        let arrived = at("2030-01-01T00:00:10Z");
+        let outcome = |minted: &str| -> Outcome {
+            Arc::new(Ok(Report {
+                minted_at: Some(at(minted)),
+                published_at: Some(at("2030-01-01T00:00:12Z")),
+                ..Default::default()
+            }))
+        };
+        let forced = Request {
+            force: true,
+            ..Default::default()
+        };
+        let revoking = Request {
+            revoked_before: Some(at("2030-01-01T00:00:09Z")),
+            ..forced
+        };
+        let early = outcome("2030-01-01T00:00:08Z");
+        assert!(satisfies_force(&early, &forced, arrived));
+        assert!(!satisfies_force(&early, &revoking, arrived));
+        assert!(satisfies_force(
+            &outcome("2030-01-01T00:00:09Z"),
+            &revoking,
+            arrived
+        ));
+        assert!(!revoking.covers(&Request {
+            revoked_before: Some(at("2030-01-01T00:00:11Z")),
+            ..forced
+        }));
+        assert!(revoking.covers(&forced));
+    }
+}

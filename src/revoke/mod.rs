@@ -81,13 +81,23 @@ pub async fn run(
     refuse_minting_credentials(operator, &identity, selected, &groups, &mut report).await?;
     report.operator = Some(identity.arn.clone());
 
+    // The long-lived key itself leaked: replaced first, once for every principal (targets of
+    // different principals can share one IAM user's key), before any cut-off is taken.
+    let key_step = if options.rotate_source_key && !options.prune && !options.dry_run {
+        Some(rotate_source_keys(fleet, operator, &groups).await)
+    } else {
+        None
+    };
+    let key_step = &key_step;
     let runs = groups.iter().map(|g| async move {
         if options.prune {
             prune(operator, g, options.dry_run).await.judged_by_errors()
         } else if options.dry_run {
-            revoke(fleet, operator, g, options).await.judged_by_errors()
+            revoke(fleet, operator, g, options, None)
+                .await
+                .judged_by_errors()
         } else {
-            revoke(fleet, operator, g, options).await
+            revoke(fleet, operator, g, options, key_step.as_ref()).await
         }
     });
     report.principals = futures::future::join_all(runs).await;
@@ -201,25 +211,25 @@ async fn revoke(
     operator: &Operator,
     group: &Group,
     options: &Options,
+    key_step: Option<&KeyStep>,
 ) -> PrincipalReport {
     let mut out = PrincipalReport::new(&group.principal, &group.services);
-    let minters: Vec<_> = group
+    let mints = group
         .services
         .iter()
-        .filter(|s| s.settings.mode.source().is_some())
-        .cloned()
-        .collect();
-
-    // The long-lived key itself leaked: replace it first, so the re-issue mints with a key
-    // the leak does not hold, and delete every key the vault does not hold.
-    if options.rotate_source_key && !minters.is_empty() {
+        .any(|s| s.settings.mode.source().is_some());
+    if options.rotate_source_key && mints {
         if options.dry_run {
             out.actions.push(
                 "would rotate the source key and delete every key the vault does not hold".into(),
             );
-        } else if let Err(e) = rotate_source_key(fleet, operator, group, &minters, &mut out).await {
-            out.error = Some(e);
-            return out;
+        }
+        if let Some(step) = key_step {
+            out.actions.extend(step.actions.iter().cloned());
+            if let Some(e) = &step.error {
+                out.error = Some(e.clone());
+                return out;
+            }
         }
     }
 
@@ -227,7 +237,7 @@ async fn revoke(
     let read = match operator.get_policy(&group.principal).await {
         Ok(r) => r,
         Err(e) => {
-            out.error = Some(format!("{e}"));
+            out.error = Some(with_iam_hint(&e));
             return out;
         }
     };
@@ -282,7 +292,8 @@ async fn revoke(
         .await
     {
         out.error = Some(format!(
-            "{e} (nothing was revoked: the published sets still work)"
+            "{} (nothing was revoked: the published sets still work)",
+            with_iam_hint(&e)
         ));
         return out;
     }
@@ -296,6 +307,16 @@ async fn revoke(
     wait_past(cut_off, skew).await;
     reissue(fleet, group, cut_off, options, &mut out).await;
     out
+}
+
+/// An IAM refusal, with what the operator lacks when it is a permission.
+fn with_iam_hint(e: &crate::aws::AwsError) -> String {
+    match e.code() {
+        "AccessDenied" | "AccessDeniedException" => format!(
+            "{e}: the operator needs iam:Get/Put/DeleteRolePolicy and the User equivalents on this principal (docs/revoke.md)"
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// No Date header: the local clock, to the next whole second.
@@ -317,39 +338,65 @@ async fn wait_past(cut_off: DateTime<Utc>, skew: TimeDelta) {
     }
 }
 
-/// A forced rotation with the new key, then every key of the user the vault does not hold
-/// is deleted (the rotation deactivated the old one; a key the leak created is deleted too).
-async fn rotate_source_key(
+/// What `--rotate-source-key` did for every principal: its actions, and the error that stops
+/// the revocation of every principal with a minting target.
+#[derive(Default)]
+struct KeyStep {
+    actions: Vec<String>,
+    error: Option<String>,
+}
+
+/// A forced rotation with a new key — by each key's owner target (a key shared by targets is
+/// rotated by the first of them, see [`crate::targets`]) — then every key of each user that the
+/// vault does not hold is deleted (the rotation deactivated the old one; a key the leak created
+/// goes too).
+async fn rotate_source_keys(fleet: &Fleet, operator: &Operator, groups: &[Group]) -> KeyStep {
+    let mut step = KeyStep::default();
+    if let Err(e) = rotate_and_clean(fleet, operator, groups, &mut step.actions).await {
+        step.error = Some(format!("{e}; nothing was revoked"));
+    }
+    step
+}
+
+async fn rotate_and_clean(
     fleet: &Fleet,
     operator: &Operator,
-    group: &Group,
-    minters: &[Arc<RotationService>],
-    out: &mut PrincipalReport,
+    groups: &[Group],
+    actions: &mut Vec<String>,
 ) -> Result<(), String> {
+    let minters: Vec<(&Principal, Arc<RotationService>)> = groups
+        .iter()
+        .flat_map(|g| g.services.iter().map(move |s| (&g.principal, s.clone())))
+        .filter(|(_, s)| s.settings.mode.source().is_some())
+        .collect();
+    let owners: Vec<Arc<RotationService>> = minters
+        .iter()
+        .filter(|(_, s)| s.settings.source_key_rotated_by.is_none())
+        .map(|(_, s)| s.clone())
+        .collect();
     let request = Request {
         force: true,
         rotate_source_key: true,
         revoked_before: None,
     };
-    for t in fleet.rotate(minters, request).await {
+    for t in fleet.rotate(&owners, request).await {
         if let Err(f) = t.outcome.as_ref() {
             return Err(format!(
-                "target {}: rotating the source key failed ({}: {}); nothing was revoked",
+                "target {}: rotating the source key failed ({}: {})",
                 t.name, f.code, f.message
             ));
         }
-        out.actions
-            .push(format!("target {}: rotated the source key", t.name));
+        actions.push(format!("target {}: rotated the source key", t.name));
     }
     let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for service in minters {
+    for (principal, service) in &minters {
         let id = service
             .source_key_id()
             .await
             .map_err(|f| format!("reading the new source key id: {}", f.message))?
             .unwrap_or_default();
-        let user = match group.principal.kind {
-            Kind::User => group.principal.name.clone(),
+        let user = match principal.kind {
+            Kind::User => principal.name.clone(),
             Kind::Role => operator
                 .owner_of_key(&id)
                 .await
@@ -367,7 +414,7 @@ async fn rotate_source_key(
                 .delete_key(&user, key)
                 .await
                 .map_err(|e| format!("deleting key {key} of {user}: {e}"))?;
-            out.actions.push(format!(
+            actions.push(format!(
                 "deleted access key {key} of {user} (not held by the vault)"
             ));
         }

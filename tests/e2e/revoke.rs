@@ -740,3 +740,56 @@ async fn revoke_refuses_another_key_of_the_minting_user() {
     assert!(!out.text().contains(&secret));
     assert_no_secrets(&bed, &[&out.text()]);
 }
+
+/// Targets of two principals sharing one IAM user's key: the key is replaced once (by its owner
+/// target), before either cut-off, and both principals are revoked and re-issued with it.
+#[tokio::test]
+async fn rotate_source_key_with_all_replaces_a_shared_key_once_for_every_principal() {
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    create_role(&bed, ROLE_NAME).await;
+    let (env, _dir) = with_targets(
+        &bed,
+        &json!({"Targets": [
+            {"Name": "minter"},
+            {"Name": "role", "CredentialMode": "assume-role", "RoleArn": ROLE},
+        ]}),
+    );
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+
+    let out = run_cli(
+        &as_operator(&env, &op),
+        &["revoke", "--all", "--rotate-source-key"],
+    )
+    .await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let held = crate::support::stored_key_id(&bed);
+    let keys: Vec<String> = bed
+        .access_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(keys, vec![held.clone()]);
+    assert_eq!(bed.sts.calls_of("CreateAccessKey").len(), 1);
+    let report = out.json();
+    assert_eq!(report["principals"].as_array().unwrap().len(), 2);
+    for bundle in ["minter-AwsSessionCredentials", "role-AwsSessionCredentials"] {
+        let tags = bed.vault.latest(bundle).unwrap().tags.unwrap();
+        assert_eq!(tags["source-access-key-id"], held, "{bundle}");
+        assert!(tags.contains_key("revoked-before"), "{bundle}");
+    }
+    assert_eq!(
+        sts_call(
+            &bed,
+            &published(&bed, "role-AwsSessionCredentials"),
+            "AssumeRole"
+        )
+        .await,
+        Ok(())
+    );
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}

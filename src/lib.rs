@@ -7,8 +7,8 @@
 //! bundle for the AWS CLI and SDKs.
 //!
 //! # Layout
-//! Imports run one way: entry ([`cli`], [`functions`]) → use cases ([`rotation`], [`consumers`],
-//! [`sso`]) → adapters ([`aws`], [`azure`]) and the formats ([`secrets`], [`tags`]). [`settings`]
+//! Imports run one way: entry ([`cli`], [`functions`]) → use cases ([`rotation`], [`revoke`],
+//! [`consumers`], [`sso`]) → adapters ([`aws`], [`azure`]) and the formats ([`secrets`], [`tags`]). [`settings`]
 //! and [`targets`] are read by the entry points and build the plain values the rest takes.
 //! - [`cli`]: every command, one module per command group (`main.rs` only parses and calls it).
 //! - [`functions`]: the custom-handler protocol (envelope, router, one module per function).
@@ -21,6 +21,8 @@
 //! - [`secrets`]: the types that hold key material, and the bundle format.
 //! - [`tags`]: the names of the tags on published secrets (the rest of the published format).
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
+//! - [`revoke`]: `stsbridge revoke`: a deny policy on every principal the sets act as (with the
+//!   operator's AWS credentials, never the minting ones), then a forced re-issue.
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
 //! - [`net`]: which hosts count as this machine (loopback), for checks relaxed only there.
@@ -38,6 +40,7 @@ pub mod consumers;
 pub mod functions;
 pub mod logging;
 pub mod net;
+pub mod revoke;
 pub mod rotation;
 pub mod schedule;
 pub mod secrets;

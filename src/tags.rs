@@ -15,6 +15,10 @@ pub const ACCESS_KEY_ID: &str = "access-key-id";
 pub const CALLER_ARN: &str = "caller-arn";
 /// The target's name, when a targets file names it.
 pub const TARGET: &str = "target";
+/// A revocation's cut-off (`stsbridge revoke`, issue #20): a set minted before it is dead (AWS
+/// denies its sessions) and is never fresh nor published again. Carried forward to every new
+/// set, so the mark survives new versions.
+pub const REVOKED_BEFORE: &str = "revoked-before";
 
 /// A tag value within Key Vault's limit (ARNs can be longer; the tail is informational).
 pub fn value(v: &str) -> String {

@@ -3,6 +3,7 @@
 //!
 //! - [`serve`]: the custom handler the Functions host starts;
 //! - [`rotate`]: `rotate` and `check`;
+//! - [`revoke`]: `revoke` (incident response: deny every older session, re-issue);
 //! - [`consumers`]: `show`, `credential-process`, `export`, `sync-profile`, `write-launch-settings`;
 //! - [`sso`]: `sso login` and `sso credential-process`.
 //!
@@ -11,6 +12,7 @@
 //! handler that exits 0, and every later invocation would fail).
 
 pub mod consumers;
+pub mod revoke;
 pub mod rotate;
 pub mod serve;
 pub mod sso;
@@ -51,6 +53,37 @@ pub enum Command {
         /// With a targets file: rotate only these targets (comma-separated, or repeated).
         #[arg(long, value_delimiter = ',')]
         target: Vec<String>,
+    },
+    /// Revoke every session the published sets could still use (AWS's AWSRevokeOlderSessions
+    /// deny policy, with the operator's AWS credentials) and re-issue at once; JSON report.
+    Revoke {
+        /// Read settings from this local.settings.json's Values (over the environment).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// With a targets file: revoke these targets' principals (comma-separated, or repeated).
+        #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+        target: Vec<String>,
+        /// With a targets file: every target's principal.
+        #[arg(long)]
+        all: bool,
+        /// Print the policy documents it would put; change nothing anywhere.
+        #[arg(long)]
+        dry_run: bool,
+        /// The IAM user's long-lived key leaked too: new key first, delete every key the vault
+        /// does not hold, then revoke and re-issue.
+        #[arg(long)]
+        rotate_source_key: bool,
+        /// The operator's AWS profile (e.g. one signed in with `stsbridge sso login`).
+        #[arg(long, value_name = "NAME")]
+        aws_profile: Option<String>,
+        /// Delete revocation policies no live session can be older than (36 h for users, 12 h
+        /// for roles); refuse younger ones.
+        #[arg(long)]
+        prune: bool,
+        /// Web-identity targets: the function app's HttpRotate URL, called with force=true and
+        /// the key in STSBRIDGE_FUNCTION_KEY.
+        #[arg(long, value_name = "URL")]
+        function_url: Option<String>,
     },
     /// Validate the settings and say what a rotation would do, without minting.
     Check {
@@ -208,7 +241,9 @@ impl Command {
     /// single-threaded.
     pub fn local_settings(&self) -> Option<&std::path::Path> {
         match self {
-            Command::Rotate { settings, .. } | Command::Check { settings } => settings.as_deref(),
+            Command::Rotate { settings, .. }
+            | Command::Revoke { settings, .. }
+            | Command::Check { settings } => settings.as_deref(),
             _ => None,
         }
     }
@@ -225,6 +260,27 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             ..
         } => rotate::rotate(force, rotate_source_key, &target).await,
         Command::Check { .. } => rotate::check().await,
+        Command::Revoke {
+            target,
+            all,
+            dry_run,
+            rotate_source_key,
+            aws_profile,
+            prune,
+            function_url,
+            ..
+        } => {
+            revoke::revoke(revoke::Args {
+                target,
+                all,
+                dry_run,
+                rotate_source_key,
+                aws_profile,
+                prune,
+                function_url,
+            })
+            .await
+        }
         Command::Show { bundle } => consumers::show(bundle).await,
         Command::CredentialProcess {
             bundle,

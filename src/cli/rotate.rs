@@ -42,6 +42,7 @@ pub async fn rotate(
     let request = Request {
         force: force || rotate_source_key,
         rotate_source_key,
+        ..Request::default()
     };
     let fleet = Fleet::new(config).await?;
     let selection = (!target.is_empty()).then(|| target.join(","));

@@ -166,6 +166,7 @@ pub fn parse_request(req: &HttpRequest) -> Result<Request, String> {
     Ok(Request {
         force: flag("force")? || rotate_source_key,
         rotate_source_key,
+        ..Request::default()
     })
 }
 

@@ -33,10 +33,22 @@ impl Published {
             .map(|t| t.with_timezone(&Utc))
     }
 
+    /// The revocation mark on the bundle (`stsbridge revoke`): sets minted before it are dead.
+    pub fn revoked_before(&self) -> Option<DateTime<Utc>> {
+        revoked_before_of(&self.tags)
+    }
+
     /// The id of the set: the minted access key id.
     pub fn set_id(&self) -> Option<&str> {
         self.tags.get(tags::ACCESS_KEY_ID).map(String::as_str)
     }
+}
+
+/// The `revoked-before` mark in a secret's tags.
+pub fn revoked_before_of(tags: &BTreeMap<String, String>) -> Option<DateTime<Utc>> {
+    tags.get(tags::REVOKED_BEFORE)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The freshness rule: an unforced trigger finds the set fresh when the bundle was minted less
@@ -44,13 +56,29 @@ impl Published {
 /// same settings (`wanted`: mode, role, source key id, duration). A trigger forced at
 /// `forced_since` finds it fresh only when it was minted at or after that moment, under the same
 /// settings — by another instance that held the lease meanwhile — and otherwise mints.
+///
+/// Above both: a set minted before a revocation's cut-off (the bundle's own `revoked-before`
+/// mark, or `revoked_before` of the request) is dead — AWS denies its sessions — so it is never
+/// fresh, forced or not (issue #20).
 pub fn decide(
     forced_since: Option<DateTime<Utc>>,
+    revoked_before: Option<DateTime<Utc>>,
     bundle: Option<&Published>,
     wanted: &BTreeMap<String, String>,
     min_interval: Duration,
     now: DateTime<Utc>,
 ) -> Decision {
+    if let Some(bundle) = bundle {
+        let cut_off = bundle.revoked_before().max(revoked_before);
+        if let Some(cut_off) = cut_off {
+            if bundle.minted_at().is_none_or(|m| m < cut_off) {
+                return Decision::Rotate(format!(
+                    "the published set was minted before the revocation at {} (its sessions are denied)",
+                    cut_off.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ));
+            }
+        }
+    }
     if let Some(since) = forced_since {
         let minted_after =
             bundle.and_then(|b| b.minted_at().filter(|m| *m >= since).map(|m| (b, m)));
@@ -155,6 +183,7 @@ mod tests {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
             None,
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,
@@ -168,6 +197,7 @@ mod tests {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
             Some(at("2030-01-01T00:00:30Z")),
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,
@@ -181,16 +211,16 @@ mod tests {
         let now = at("2030-01-01T00:10:00Z");
         let old = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         assert!(matches!(
-            decide(None, Some(&old), &wanted(), FIVE_MIN, now),
+            decide(None, None, Some(&old), &wanted(), FIVE_MIN, now),
             Decision::Rotate(_)
         ));
         assert!(matches!(
-            decide(None, None, &wanted(), FIVE_MIN, now),
+            decide(None, None, None, &wanted(), FIVE_MIN, now),
             Decision::Rotate(_)
         ));
         let expiring = published("2030-01-01T00:09:00Z", "2030-01-01T00:12:00Z");
         assert!(matches!(
-            decide(None, Some(&expiring), &wanted(), FIVE_MIN, now),
+            decide(None, None, Some(&expiring), &wanted(), FIVE_MIN, now),
             Decision::Rotate(_)
         ));
     }
@@ -200,7 +230,14 @@ mod tests {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let mut other = wanted();
         other.insert(tags::DURATION.into(), "3600".into());
-        let d = decide(None, Some(&p), &other, FIVE_MIN, at("2030-01-01T00:01:00Z"));
+        let d = decide(
+            None,
+            None,
+            Some(&p),
+            &other,
+            FIVE_MIN,
+            at("2030-01-01T00:01:00Z"),
+        );
         assert!(matches!(d, Decision::Rotate(r) if r.contains(tags::DURATION)));
     }
 
@@ -208,6 +245,7 @@ mod tests {
     fn a_zero_interval_never_finds_a_set_fresh() {
         let p = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
+            None,
             None,
             Some(&p),
             &wanted(),
@@ -224,6 +262,7 @@ mod tests {
         let now = at("2030-01-01T00:00:20Z");
         let after = decide(
             Some(at("2030-01-01T00:00:05Z")),
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,
@@ -232,6 +271,7 @@ mod tests {
         assert!(matches!(after, Decision::Fresh(_)), "{after:?}");
         let before = decide(
             Some(at("2030-01-01T00:00:11Z")),
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,
@@ -242,6 +282,7 @@ mod tests {
         other.insert(tags::DURATION.into(), "3600".into());
         let changed = decide(
             Some(at("2030-01-01T00:00:05Z")),
+            None,
             Some(&p),
             &other,
             FIVE_MIN,
@@ -256,12 +297,58 @@ mod tests {
         let p = published("2030-01-01T00:10:00Z", "2030-01-01T02:00:00Z");
         let d = decide(
             None,
+            None,
             Some(&p),
             &wanted(),
             FIVE_MIN,
             at("2030-01-01T00:00:00Z"),
         );
         assert!(matches!(d, Decision::Rotate(r) if r.contains("future")));
+    }
+
+    /// Issue #20: a set minted before a revocation is dead, whether the mark is on the bundle or
+    /// comes with the request, and a forced trigger is satisfied only after the cut-off.
+    #[test]
+    fn a_set_minted_before_a_revocation_is_never_fresh() {
+        let now = at("2030-01-01T00:01:00Z");
+        let mut marked = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        marked
+            .tags
+            .insert(tags::REVOKED_BEFORE.into(), "2030-01-01T00:00:30Z".into());
+        let d = decide(None, None, Some(&marked), &wanted(), FIVE_MIN, now);
+        assert!(
+            matches!(&d, Decision::Rotate(r) if r.contains("revocation at 2030-01-01T00:00:30Z")),
+            "{d:?}"
+        );
+
+        let plain = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        let cut_off = Some(at("2030-01-01T00:00:30Z"));
+        let d = decide(None, cut_off, Some(&plain), &wanted(), FIVE_MIN, now);
+        assert!(
+            matches!(&d, Decision::Rotate(r) if r.contains("revocation")),
+            "{d:?}"
+        );
+        let forced = decide(
+            Some(at("2029-12-31T23:59:00Z")),
+            cut_off,
+            Some(&plain),
+            &wanted(),
+            FIVE_MIN,
+            now,
+        );
+        assert!(
+            matches!(&forced, Decision::Rotate(r) if r.contains("revocation")),
+            "{forced:?}"
+        );
+
+        // A set minted after the cut-off is judged as usual, and the older mark it carries
+        // forward does not make it stale.
+        let mut after = published("2030-01-01T00:00:40Z", "2030-01-01T02:00:00Z");
+        after
+            .tags
+            .insert(tags::REVOKED_BEFORE.into(), "2030-01-01T00:00:30Z".into());
+        let d = decide(None, cut_off, Some(&after), &wanted(), FIVE_MIN, now);
+        assert!(matches!(d, Decision::Fresh(_)), "{d:?}");
     }
 
     #[test]

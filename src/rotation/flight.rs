@@ -25,12 +25,17 @@ pub(super) struct InFlight {
 /// published only after it arrived (nobody could hold that set when the trigger was sent: it
 /// is as new to the caller as one minted for it — without this, every forced trigger that came
 /// during a run's STS call would mint again), or a failure (running again at once would most
-/// likely fail alike).
-fn satisfies_force(outcome: &Outcome, arrived: DateTime<Utc>) -> bool {
+/// likely fail alike). A request with a revocation's cut-off takes only a set minted after it,
+/// however late it was published: one minted before is denied by AWS (issue #20).
+fn satisfies_force(outcome: &Outcome, request: &Request, arrived: DateTime<Utc>) -> bool {
     match outcome.as_ref() {
         Ok(report) => {
-            report.minted_at.is_some_and(|m| m >= arrived)
-                || report.published_at.is_some_and(|p| p >= arrived)
+            let after_cut_off = request
+                .revoked_before
+                .is_none_or(|c| report.minted_at.is_some_and(|m| m >= c));
+            after_cut_off
+                && (report.minted_at.is_some_and(|m| m >= arrived)
+                    || report.published_at.is_some_and(|p| p >= arrived))
         }
         Err(_) => true,
     }
@@ -94,9 +99,55 @@ impl RotationService {
                 }
             };
             let outcome = run.await;
-            if joined && (!request.force || satisfies_force(&outcome, arrived)) {
+            let demanding = request.force || request.revoked_before.is_some();
+            if joined && (!demanding || satisfies_force(&outcome, &request, arrived)) {
                 return outcome;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::Report;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Issue #20: a set published after a revoking request arrived, but minted before its
+    /// cut-off, is dead: it never answers that request.
+    #[test]
+    fn a_request_with_a_cut_off_is_satisfied_only_by_a_set_minted_after_it() {
+        let arrived = at("2030-01-01T00:00:10Z");
+        let outcome = |minted: &str| -> Outcome {
+            Arc::new(Ok(Report {
+                minted_at: Some(at(minted)),
+                published_at: Some(at("2030-01-01T00:00:12Z")),
+                ..Default::default()
+            }))
+        };
+        let forced = Request {
+            force: true,
+            ..Default::default()
+        };
+        let revoking = Request {
+            revoked_before: Some(at("2030-01-01T00:00:09Z")),
+            ..forced
+        };
+        let early = outcome("2030-01-01T00:00:08Z");
+        assert!(satisfies_force(&early, &forced, arrived));
+        assert!(!satisfies_force(&early, &revoking, arrived));
+        assert!(satisfies_force(
+            &outcome("2030-01-01T00:00:09Z"),
+            &revoking,
+            arrived
+        ));
+        assert!(!revoking.covers(&Request {
+            revoked_before: Some(at("2030-01-01T00:00:11Z")),
+            ..forced
+        }));
+        assert!(revoking.covers(&forced));
     }
 }

@@ -16,7 +16,8 @@
 //! Around it: the IAM user's own key rotation ([`source_key`], before minting and after
 //! publishing), single flight within a process ([`flight`]), version hygiene after a publish
 //! ([`hygiene`]), the read-only state for `GET HttpRotate` ([`state`]), the clients every target
-//! shares ([`clients`]), and every target of a targets file ([`fleet`]). Nothing here names an
+//! shares ([`clients`]), every target of a targets file ([`fleet`]), and what `stsbridge revoke`
+//! reads and marks on the published bundle (`revocation.rs`, issue #20). Nothing here names an
 //! SDK type in a signature others call, and nothing reads the clock inside a pure decision.
 
 pub mod clients;
@@ -29,6 +30,7 @@ mod publish;
 mod read;
 pub mod refresh;
 pub mod report;
+mod revocation;
 pub mod side;
 pub mod source_key;
 pub mod state;
@@ -62,12 +64,16 @@ pub struct Request {
     pub force: bool,
     /// Rotate the IAM user's own key now (and mint with the new one).
     pub rotate_source_key: bool,
+    /// A revocation's cut-off (`stsbridge revoke`, issue #20): only a set minted after it may
+    /// answer this request, and no set minted before it is published.
+    pub revoked_before: Option<DateTime<Utc>>,
 }
 
 impl Request {
     /// Whether a run for `self` also does everything `other` asks for.
     fn covers(&self, other: &Request) -> bool {
-        self.rotate_source_key || !other.rotate_source_key
+        (self.rotate_source_key || !other.rotate_source_key)
+            && other.revoked_before <= self.revoked_before
     }
 }
 
@@ -204,6 +210,7 @@ impl RotationService {
         let forced_since = *forced_since.lock().expect("no panics while held");
         let decision = decide(
             forced_since,
+            request.revoked_before,
             bundle.as_ref(),
             &wanted,
             s.min_rotation_interval,
@@ -218,10 +225,30 @@ impl RotationService {
             Decision::Rotate(reason) => reason,
         };
 
-        // Mint, verify, publish, report.
+        // Mint, verify, publish, report. The bundle's mark is read again while the new set is
+        // verified (no extra round trip): a revocation that began after this run read it must
+        // not be overwritten by a set minted before its cut-off.
         let minted = self.mint(keys.as_ref(), token.as_ref()).await?;
-        let caller = self.verify(&minted).await?;
-        let set_tags = self.set_tags(wanted, now, &minted, &caller);
+        let (caller, mark) = tokio::join!(self.verify(&minted), self.read_revoked_before());
+        let caller = caller?;
+        let revoked_before = [
+            bundle.as_ref().and_then(Published::revoked_before),
+            request.revoked_before,
+            mark?,
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(cut_off) = revoked_before.filter(|c| now < *c) {
+            return Err(revoked_meanwhile(now, cut_off));
+        }
+        let mut set_tags = self.set_tags(wanted, now, &minted, &caller);
+        if let Some(cut_off) = revoked_before {
+            set_tags.insert(
+                tags::REVOKED_BEFORE.into(),
+                cut_off.to_rfc3339_opts(SecondsFormat::Secs, true),
+            );
+        }
         let versions = self.publish(&minted.credentials, &set_tags).await?;
         let published_at = Utc::now();
         let mut report = self.report(true, reason, &minted.credentials, versions, started, |r| {
@@ -232,6 +259,22 @@ impl RotationService {
         });
         self.finish_plan(plan.as_mut(), &mut report, now).await;
         Ok((report, plan))
+    }
+
+    /// The `revoked-before` mark on the latest bundle, read again just before a publish.
+    async fn read_revoked_before(&self) -> Result<Option<DateTime<Utc>>, Failure> {
+        let bundle = self
+            .vaults
+            .get_optional(&self.settings.targets.bundle)
+            .await
+            .map_err(|e| {
+                Failure::from_vault(
+                    Step::ReadCurrent,
+                    "reading the published bundle's revocation mark before publishing",
+                    &e,
+                )
+            })?;
+        Ok(bundle.and_then(|b| decide::revoked_before_of(&b.tags)))
     }
 
     /// The tags of a new set: the settings it was minted under (`wanted`), when, and who it is.
@@ -319,4 +362,20 @@ impl RotationService {
         extra(&mut report);
         report
     }
+}
+
+/// A run that minted before a revocation's cut-off: its set is dead on arrival, and publishing
+/// it would replace the revocation's fresh set with a dead one.
+fn revoked_meanwhile(minted_at: DateTime<Utc>, cut_off: DateTime<Utc>) -> Failure {
+    Failure::new(
+        Step::Publish,
+        Kind::Conflict,
+        "RevokedMeanwhile",
+        format!(
+            "the credentials were revoked at {} while this run minted at {}: the new set is denied by AWS and was not published",
+            cut_off.to_rfc3339_opts(SecondsFormat::Secs, true),
+            minted_at.to_rfc3339_opts(SecondsFormat::Millis, true)
+        ),
+    )
+    .with_hint("the revocation publishes a set minted after its cut-off; run again to mint one")
 }

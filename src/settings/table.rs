@@ -145,6 +145,7 @@ pub const SETTINGS: &[Def] = &[
     def("AzureWebJobsScriptRoot", Standard, Text, None, "the app root (where targets.json is looked for)"),
     def("FUNCTIONS_CUSTOMHANDLER_PORT", Standard, Text, None, "the port `serve` binds"),
     def("XDG_CACHE_HOME", Standard, Text, None, "where credential-process --cache keeps its file"),
+    def("STSBRIDGE_FUNCTION_KEY", Standard, Text, None, "revoke --function-url: the function key HttpRotate is called with"),
 ];
 
 /// The declaration of `name`, if there is one.

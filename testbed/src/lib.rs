@@ -354,7 +354,9 @@ impl TestBed {
     }
 }
 
-async fn moto_iam(moto_url: &str, body: &str) -> anyhow::Result<String> {
+/// An IAM Query-API call straight to moto (not through the front, so it is no call of the
+/// app's), e.g. `Action=GetUserPolicy&Version=2010-05-08&UserName=…&PolicyName=…`: its XML.
+pub async fn moto_iam(moto_url: &str, body: &str) -> anyhow::Result<String> {
     let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00";
     let r = reqwest::Client::new()
         .post(format!("{moto_url}/"))

@@ -12,7 +12,12 @@
 //! - records every call (action, signing access key id, parameters, timing);
 //! - follows IAM's key life cycle, which moto does not enforce: a key made by `CreateAccessKey`
 //!   is refused (`InvalidClientTokenId`) for a configurable propagation delay, as AWS does for
-//!   seconds after creation; deactivated and deleted keys are refused until reactivated.
+//!   seconds after creation; deactivated and deleted keys are refused until reactivated;
+//! - enforces session revocations (issue #20), which moto does not evaluate: an
+//!   `AWSRevokeOlderSessions` policy put on a user or role (`PutUserPolicy`/`PutRolePolicy`,
+//!   its `DateLessThan` `aws:TokenIssueTime`) makes every call signed by a session of that
+//!   principal issued before the cut-off fail with `AccessDenied` — but `GetCallerIdentity`,
+//!   which AWS never denies — until the policy is deleted.
 //!
 //! IAM calls reach moto through the same front (moto serves both on one port).
 
@@ -53,6 +58,8 @@ pub struct Minted {
     pub arn: String,
     pub account: String,
     pub user_id: String,
+    /// When the front issued it (what AWS's `aws:TokenIssueTime` holds).
+    pub issued: chrono::DateTime<chrono::Utc>,
 }
 
 impl Minted {
@@ -66,7 +73,19 @@ impl Minted {
             arn,
             account,
             user_id,
+            issued: chrono::Utc::now(),
         }
+    }
+
+    /// The revocable principal whose session this is: `user:NAME` for a `GetSessionToken` set
+    /// (`…:user/PATH/NAME`), `role:NAME` for an assumed role (`…:assumed-role/NAME/SESSION`).
+    fn principal(&self) -> Option<String> {
+        let resource = self.arn.splitn(6, ':').nth(5)?;
+        if let Some(path) = resource.strip_prefix("user/") {
+            return path.rsplit('/').next().map(|n| format!("user:{n}"));
+        }
+        let role = resource.strip_prefix("assumed-role/")?.split('/').next()?;
+        Some(format!("role:{role}"))
     }
 }
 
@@ -80,6 +99,8 @@ pub struct StsFront {
     /// When set, long-lived keys (not minted here) outside this set are refused.
     known_keys: Mutex<Option<HashSet<String>>>,
     lifecycle: Mutex<KeyLifecycle>,
+    /// Revocation cut-offs by principal (`user:NAME`, `role:NAME`).
+    revocations: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 /// What the front knows of IAM keys' state (see the module docs).
@@ -100,6 +121,7 @@ impl StsFront {
             minted: Mutex::default(),
             known_keys: Mutex::default(),
             lifecycle: Mutex::default(),
+            revocations: Mutex::default(),
         })
     }
 
@@ -172,8 +194,48 @@ impl StsFront {
                 .is_some_and(|t| Instant::now() < *t)
     }
 
-    /// Follows a successful IAM call that changes a key's life.
+    /// The revocation cut-offs recorded, by principal (`user:NAME`, `role:NAME`).
+    pub fn revocations(&self) -> HashMap<String, chrono::DateTime<chrono::Utc>> {
+        self.revocations.lock().unwrap().clone()
+    }
+
+    /// Whether AWS would deny this session: its principal has a cut-off after its issue time.
+    fn revoked(&self, minted: &Minted) -> bool {
+        let Some(principal) = minted.principal() else {
+            return false;
+        };
+        self.revocations
+            .lock()
+            .unwrap()
+            .get(&principal)
+            .is_some_and(|cut_off| minted.issued < *cut_off)
+    }
+
+    /// Follows a successful IAM call that changes a key's life or a revocation.
     fn follow_iam(&self, action: &str, params: &BTreeMap<String, String>, answer: &str) {
+        let revocation = params.get("PolicyName").map(String::as_str) == Some(REVOKE_POLICY);
+        let principal = params
+            .get("UserName")
+            .map(|u| format!("user:{u}"))
+            .or_else(|| params.get("RoleName").map(|r| format!("role:{r}")));
+        match (action, revocation, principal) {
+            ("PutUserPolicy" | "PutRolePolicy", true, Some(p)) => {
+                let cut_off = params
+                    .get("PolicyDocument")
+                    .and_then(|d| revocation_cut_off(d));
+                let mut revocations = self.revocations.lock().unwrap();
+                match cut_off {
+                    Some(c) => revocations.insert(p, c),
+                    None => revocations.remove(&p),
+                };
+                return;
+            }
+            ("DeleteUserPolicy" | "DeleteRolePolicy", true, Some(p)) => {
+                self.revocations.lock().unwrap().remove(&p);
+                return;
+            }
+            _ => {}
+        }
         let mut lc = self.lifecycle.lock().unwrap();
         match action {
             "CreateAccessKey" => {
@@ -201,6 +263,38 @@ impl StsFront {
             _ => {}
         }
     }
+}
+
+fn is_sts_action(action: &str) -> bool {
+    matches!(
+        action,
+        "GetSessionToken"
+            | "AssumeRole"
+            | "AssumeRoleWithWebIdentity"
+            | "GetCallerIdentity"
+            | "GetAccessKeyInfo"
+            | "DecodeAuthorizationMessage"
+            | "GetFederationToken"
+    )
+}
+
+/// The policy name AWS's "Revoke active sessions" uses.
+const REVOKE_POLICY: &str = "AWSRevokeOlderSessions";
+
+/// The `DateLessThan` `aws:TokenIssueTime` of a deny statement in a policy document.
+fn revocation_cut_off(document: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let doc: serde_json::Value = serde_json::from_str(document).ok()?;
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny")
+        .filter_map(|s| s["Condition"]["DateLessThan"]["aws:TokenIssueTime"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .max()
 }
 
 pub fn router(front: Arc<StsFront>) -> Router {
@@ -375,6 +469,17 @@ async fn call(
         if action == "GetCallerIdentity" {
             return caller_identity(&m.arn, &m.user_id, &m.account);
         }
+        if front.revoked(m) {
+            return error_xml(
+                403,
+                "AccessDenied",
+                &format!(
+                    "User: {} is not authorized to perform: {}:{action} with an explicit deny in an identity-based policy",
+                    m.arn,
+                    if is_sts_action(action) { "sts" } else { "iam" }
+                ),
+            );
+        }
     } else if let Some(key) = access_key_id {
         let known = front.known_keys.lock().unwrap();
         if known.as_ref().is_some_and(|set| !set.contains(key)) || front.key_refused(key) {
@@ -508,6 +613,31 @@ mod tests {
         );
         assert_eq!(signer(&h), (Some("AKIDEXAMPLE".into()), Some("sts".into())));
         assert_eq!(signer(&HeaderMap::new()), (None, None));
+    }
+
+    #[test]
+    fn a_session_s_principal_is_its_user_or_its_role() {
+        let mut m = Minted::fresh(
+            "arn:aws:iam::123456789012:user/path/minter".into(),
+            "AIDA".into(),
+            "123456789012".into(),
+            String::new(),
+        );
+        assert_eq!(m.principal().as_deref(), Some("user:minter"));
+        m.arn = "arn:aws:sts::123456789012:assumed-role/reader/session-1".into();
+        assert_eq!(m.principal().as_deref(), Some("role:reader"));
+        m.arn = "arn:aws:sts::123456789012:federated-user/x".into();
+        assert_eq!(m.principal(), None);
+    }
+
+    #[test]
+    fn a_revocation_s_cut_off_is_read_from_the_deny_statement() {
+        let doc = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2030-01-01T00:00:00Z"}}}}"#;
+        assert_eq!(
+            revocation_cut_off(doc).map(|c| c.to_rfc3339()),
+            Some("2030-01-01T00:00:00+00:00".into())
+        );
+        assert_eq!(revocation_cut_off("{}"), None);
     }
 
     #[test]

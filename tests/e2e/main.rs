@@ -16,6 +16,7 @@
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
 //! - `properties`: property tests of the parsers of outside input (never panic);
+//! - `revoke`: `stsbridge revoke`: deny policies (parsed back from moto), re-issue, old sets dead, prune;
 //! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene;
 //! - `security`: the security review's findings (issue #15): crafted bundles, lost answers, live
 //!   markers, forced triggers, bad local settings, real readers of every output format.
@@ -29,6 +30,7 @@ mod lifecycle;
 mod modes;
 mod properties;
 mod reliability;
+mod revoke;
 mod security;
 mod side_work;
 mod source_forms;

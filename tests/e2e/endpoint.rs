@@ -696,3 +696,57 @@ async fn web_identity_refusals_carry_the_rotators_hints_and_a_developer_login_is
     assert!(served.stdout.is_empty(), "nothing announced: {served:?}");
     assert_no_secrets(&bed, &[&refused.text(), &developer.text(), &served.stderr]);
 }
+
+#[tokio::test]
+async fn an_sso_sign_in_is_served_and_answers_503_saying_to_sign_in_once_it_cannot_refresh() {
+    use testbed::sso::{Auto, ACCOUNT_ID, ROLE_NAME, START_URL};
+    let bed = TestBed::start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        format!("[profile dev]\nsso_session = corp\nsso_account_id = {ACCOUNT_ID}\nsso_role_name = {ROLE_NAME}\n\n[sso-session corp]\nsso_start_url = {START_URL}\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n"),
+    )
+    .unwrap();
+    let mut env: HashMap<String, String> = bed.sso_env().into_iter().collect();
+    env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+    env.insert(
+        "AWS_CONFIG_FILE".into(),
+        home.path().join(".aws/config").display().to_string(),
+    );
+    bed.sso.set_auto(Auto::Approve { after_polls: 0 });
+    let login =
+        crate::support::run_cli_in(&env, home.path(), &["sso", "login", "--aws-profile", "dev"])
+            .await;
+    assert_eq!(login.code, Some(0), "{login:?}");
+    let mut config = bed.sso.config();
+    config.role_credentials_lifetime = chrono::Duration::seconds(10);
+    bed.sso.set_config(config);
+    env.insert("HOME".into(), home.path().display().to_string());
+    let mut served = Served::start(&env, &["--aws-profile", "dev"])
+        .await
+        .unwrap();
+    let token = served.token.clone().unwrap();
+
+    let (fresh, body) = served.get(Some(&token)).await;
+    let (cli, stdout, stderr) = client(
+        &bed,
+        &served.client_env(),
+        "aws sts get-caller-identity --output json",
+    )
+    .await;
+    bed.sso.revoke_access_tokens();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let (stale, stale_body) = served.get(Some(&token)).await;
+
+    assert_eq!(fresh, 200);
+    assert_eq!(body["AccountId"], ACCOUNT_ID);
+    assert_eq!(cli, 0, "{stdout}\n{stderr}");
+    assert_eq!(stale, 503, "{stale_body}");
+    let message = stale_body["Message"].as_str().unwrap();
+    assert!(
+        message.contains("stsbridge sso login --aws-profile dev"),
+        "{message}"
+    );
+    assert_no_secrets(&bed, &[&login.text(), &stderr, &served.stderr()]);
+}

@@ -124,7 +124,8 @@ pub enum Command {
         /// generating one; the second line then names AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
         #[arg(long, value_name = "PATH")]
         token_file: Option<PathBuf>,
-        /// Renew the set this long before it expires (wider than botocore's 15 minutes).
+        /// Renew a minted set (--aws-profile, --web-identity) this long before it expires, at
+        /// most at half its lifetime; wider than botocore's 15 minutes. The bundle is polled.
         #[arg(long, default_value = "20m", value_parser = parse_margin)]
         min_remaining: chrono::Duration,
         /// How often to look for a newer published bundle (a rotation or a revocation).

@@ -460,8 +460,8 @@ async fn an_unreachable_vault_stops_the_start_and_later_answers_503_once_the_set
         .await
         .err()
         .unwrap();
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(8))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(10);
+    let soon = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let short = serde_json::json!({"Version": 1, "AccessKeyId": "ASIASHORTLIVEDEXAMP1",
         "SecretAccessKey": testbed::random_alnum(40), "SessionToken": testbed::random_alnum(200),
         "Expiration": soon});
@@ -472,7 +472,18 @@ async fn an_unreachable_vault_stops_the_start_and_later_answers_503_once_the_set
     let token = served.token.clone().unwrap();
     let (before, _) = served.get(Some(&token)).await;
     bed.vault.faults.add(Rule::any(Fault::Drop));
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // A refresh fails (the Azure SDK retries first), then the set expires.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !served.stderr().contains("still serving the cached set") {
+        assert!(
+            Instant::now() < deadline,
+            "no failed refresh: {}",
+            served.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = (expires - chrono::Utc::now()).num_milliseconds().max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(left + 500)).await;
 
     let (after, body) = served.get(Some(&token)).await;
 

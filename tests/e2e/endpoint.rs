@@ -407,6 +407,8 @@ async fn a_missing_or_wrong_token_is_refused_and_a_token_file_with_a_newline_nev
         .await
         .err()
         .unwrap();
+    served.signal(libc::SIGINT);
+    let interrupted = served.wait_exit().await;
 
     assert_eq!((missing, wrong, prefixed), (401, 403, 403));
     assert_eq!(missing_body["Code"], "Unauthorized");
@@ -416,6 +418,7 @@ async fn a_missing_or_wrong_token_is_refused_and_a_token_file_with_a_newline_nev
     assert!(newline.stdout.is_empty());
     assert_eq!(elsewhere.code, Some(1));
     assert!(elsewhere.stderr.contains("--listen"), "{elsewhere:?}");
+    assert_eq!(interrupted, Some(0), "SIGINT ends it cleanly");
     assert_no_secrets(
         &bed,
         &[
@@ -760,4 +763,39 @@ async fn an_sso_sign_in_is_served_and_answers_503_saying_to_sign_in_once_it_cann
         "{message}"
     );
     assert_no_secrets(&bed, &[&login.text(), &stderr, &served.stderr()]);
+}
+
+#[tokio::test]
+async fn exec_ecs_server_with_web_identity_serves_the_aws_cli_without_a_vault() {
+    let bed = TestBed::start().await.unwrap();
+    let mut env = vaultless(&bed);
+    env.insert("AWS_DEFAULT_REGION".into(), "us-east-1".into());
+    env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+    let aws = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/aws");
+    let mut args = vec!["exec", "--ecs-server"];
+    args.extend(WEB_IDENTITY);
+    args.extend([
+        "--",
+        aws.to_str().unwrap(),
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]);
+
+    let out = run_cli(&env, &args).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let identity: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        identity["Arn"]
+            .as_str()
+            .unwrap()
+            .contains("stsbridge-reader"),
+        "{identity}"
+    );
+    let minted = bed.sts.minted()[0].access_key_id.clone();
+    assert_eq!(caller_calls(&bed), vec![(Some(minted), 200)]);
+    assert!(bed.vault.log().is_empty(), "no vault involved");
+    assert_no_secrets(&bed, &[&out.text()]);
 }

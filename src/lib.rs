@@ -20,7 +20,9 @@
 //! - [`azure`]: identity selection, the Key Vault adapter, Key Vault reference parsing.
 //! - [`secrets`]: the types that hold key material, and the bundle format.
 //! - [`tags`]: the names of the tags on published secrets (the rest of the published format).
-//! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
+//! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers;
+//!   the local credentials endpoint (`serve-credentials`, `exec --ecs-server`) and its sources,
+//!   `--web-identity` federation without a vault among them.
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
 //! - [`net`]: which hosts count as this machine (loopback), for checks relaxed only there.

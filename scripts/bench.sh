@@ -2,7 +2,7 @@
 # The benchmarks (BENCHMARKS.md): builds the release binary (timing the build), reports its size,
 # then runs bench/ against the local test bed and prints a table. Not part of the test suite.
 #
-# Usage: scripts/bench.sh [--quick] [--only ready,memory,trips,side,concurrency,targets,paced]
+# Usage: scripts/bench.sh [--quick] [--only ready,memory,trips,side,concurrency,targets,paced,endpoint]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -23,6 +23,9 @@
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
 //! - [`revoke`]: `stsbridge revoke`: a deny policy on every principal the sets act as (with the
 //!   operator's AWS credentials, never the minting ones), then a forced re-issue.
+//! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers;
+//!   the local credentials endpoint (`serve-credentials`, `exec --ecs-server`) and its sources,
+//!   `--web-identity` federation without a vault among them.
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
 //! - [`net`]: which hosts count as this machine (loopback), for checks relaxed only there.

@@ -6,7 +6,7 @@
 //! Nothing here asserts: it prints a table.
 //!
 //! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips, side,
-//! concurrency, targets, paced)
+//! concurrency, targets, paced, endpoint)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -448,6 +448,177 @@ async fn paced(b: &mut Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One CLI run to its end: wall time and whether it succeeded.
+fn timed_run(
+    bin: &PathBuf,
+    env: &HashMap<String, String>,
+    home: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(
+        out.status.success(),
+        "stsbridge {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(ms)
+}
+
+/// `serve-credentials` (issue #19): requests per second and p99 from one cached set, and the
+/// three ways a client gets a set — `credential-process` cold, `credential-process --cache`, one
+/// request to the endpoint — side by side in one run.
+async fn endpoint(b: &mut Bench) -> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    let env = env_of(&bed, &[]);
+    let home = tempfile::tempdir()?;
+    timed_run(&b.bin, &env, home.path(), &["rotate"])?;
+    bed.vault.faults.set_latency(LATENCY);
+    let runs = if b.quick { 5 } else { 15 };
+
+    let cold: Vec<f64> = (0..runs)
+        .map(|_| timed_run(&b.bin, &env, home.path(), &["credential-process"]))
+        .collect::<anyhow::Result<_>>()?;
+    timed_run(
+        &b.bin,
+        &env,
+        home.path(),
+        &["credential-process", "--cache"],
+    )?;
+    let cached: Vec<f64> = (0..runs)
+        .map(|_| {
+            timed_run(
+                &b.bin,
+                &env,
+                home.path(),
+                &["credential-process", "--cache"],
+            )
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut child = Command::new(&b.bin)
+        .arg("serve-credentials")
+        .env_clear()
+        .env("HOME", home.path())
+        .envs(&env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
+    let value = |line: &str| {
+        line.split_once('=')
+            .map(|(_, v)| v.trim_matches('\'').to_string())
+            .unwrap_or_default()
+    };
+    let (url, token) = (value(&lines[0]), value(&lines[1]));
+    let pid = child.id();
+    let _kill = KillOnDrop(child);
+
+    // One request as an SDK makes it when it refreshes: a new connection each time.
+    let mut single = vec![];
+    for _ in 0..runs {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()?;
+        let t = Instant::now();
+        let r = http
+            .get(&url)
+            .header("authorization", &token)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "endpoint answered {}", r.status());
+        r.bytes().await?;
+        single.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    b.row(
+        "endpoint: credential-process cold / --cache / one request (ms)",
+        format!(
+            "{:.0} / {:.1} / {:.2}",
+            median(cold),
+            median(cached),
+            median(single)
+        ),
+        &format!("median of {runs}; process start to exit (50 ms per Key Vault request) vs a GET over a new connection"),
+    );
+
+    // Throughput from one cached set: 32 clients with keep-alive connections, on the same 2
+    // cores as the endpoint (the load generator's own cost is in the figure).
+    bed.vault.clear_log();
+    let seconds = if b.quick { 2 } else { 10 };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let workers = (0..32).map(|_| {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut latencies = vec![];
+            let mut errors = 0u64;
+            while Instant::now() < end {
+                let t = Instant::now();
+                match http.get(&url).header("authorization", &token).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        })
+    });
+    let mut latencies = vec![];
+    let mut errors = 0;
+    for w in futures::future::join_all(workers).await {
+        let (l, e) = w?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let reads = bed
+        .vault
+        .log()
+        .iter()
+        .filter(|r| r.op == "get" && r.status == 200)
+        .count();
+    let (_, rss) = memory_kib(pid);
+    b.row(
+        "endpoint: serve-credentials requests/s, p50 / p99 (ms)",
+        format!(
+            "{:.0}, {:.2} / {:.2}",
+            latencies.len() as f64 / seconds as f64,
+            percentile(latencies.clone(), 0.5),
+            percentile(latencies, 0.99)
+        ),
+        &format!("32 keep-alive clients for {seconds} s on the same 2 cores; errors {errors}; Key Vault reads meanwhile {reads}; RSS after {:.1} MiB", rss as f64 / 1024.0),
+    );
+    Ok(())
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -487,6 +658,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("paced") {
         paced(&mut b).await?;
+    }
+    if wanted("endpoint") {
+        endpoint(&mut b).await?;
     }
     println!();
     println!("| figure | value | how measured |");

@@ -6,6 +6,7 @@
 
 pub mod iam;
 pub mod sts;
+pub mod web_identity;
 
 use std::time::Duration;
 

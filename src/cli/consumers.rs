@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use secrecy::ExposeSecret;
 
-use super::BundleArgs;
+use super::{BundleArgs, WebIdentityArgs};
 use crate::consumers::{self, export::Format, targets};
 use crate::secrets::SessionCredentials;
 
@@ -30,12 +30,22 @@ pub async fn fresh_bundle(
 
 pub async fn credential_process(
     bundle: BundleArgs,
+    web: WebIdentityArgs,
     min_remaining: chrono::Duration,
     use_cache: bool,
 ) -> anyhow::Result<ExitCode> {
     crate::logging::init_for_cli(false);
+    let role = web.role()?;
+    let key = match &role {
+        Some(role) => role.cache_key(),
+        None => format!(
+            "{}|{}",
+            bundle.vault.as_deref().unwrap_or_default(),
+            bundle.secret
+        ),
+    };
     let cache_path = use_cache
-        .then(|| consumers::cache::path_for(&format!("{}|{}", bundle.vault, bundle.secret)))
+        .then(|| consumers::cache::path_for(&key))
         .flatten();
     if let Some(path) = &cache_path {
         if let Some(c) = consumers::cache::read(path, min_remaining, Utc::now()) {
@@ -43,7 +53,16 @@ pub async fn credential_process(
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let credentials = fresh_bundle(&bundle, min_remaining).await?;
+    let credentials = match role {
+        Some(role) => {
+            let identity = crate::settings::azure_identity(&std::env::vars().collect());
+            let source = consumers::web_identity::WebIdentitySource::new(role, identity).await?;
+            let minted = source.mint().await?.credentials;
+            consumers::check_remaining(&minted, min_remaining, Utc::now())?;
+            minted
+        }
+        None => fresh_bundle(&bundle, min_remaining).await?,
+    };
     if let Some(path) = &cache_path {
         if let Err(e) = consumers::cache::write(path, &credentials) {
             tracing::warn!("could not cache the credentials: {e:#}");

@@ -5,14 +5,18 @@
 //! - [`rotate`]: `rotate` and `check`;
 //! - [`revoke`]: `revoke` (incident response: deny every older session, re-issue);
 //! - [`consumers`]: `show`, `credential-process`, `export`, `sync-profile`, `write-launch-settings`;
-//! - [`sso`]: `sso login` and `sso credential-process`.
+//! - [`sso`]: `sso login` and `sso credential-process`;
+//! - [`fresh`]: `serve-credentials` and `exec`, which keep long-running programs fresh.
 //!
 //! Exit codes: 0 success; 1 failure (the error chain is printed on stderr); 2 usage error;
 //! 143 `serve` stopped by SIGTERM (never 0 from `serve`: the Functions host would not restart a
-//! handler that exits 0, and every later invocation would fail).
+//! handler that exits 0, and every later invocation would fail). `serve-credentials` exits 0 on
+//! SIGTERM/SIGINT; `exec` exits with its command's code (128+N when a signal N ended it; 127
+//! when the command is not found, 126 when it cannot be run).
 
 pub mod consumers;
 pub mod revoke;
+pub mod fresh;
 pub mod rotate;
 pub mod serve;
 pub mod sso;
@@ -106,6 +110,8 @@ pub enum Command {
         /// are within --min-remaining of expiry.
         #[arg(long)]
         cache: bool,
+        #[command(flatten)]
+        web: WebIdentityArgs,
     },
     /// Print the credentials as variables: `eval "$(stsbridge export)"`.
     Export {
@@ -137,6 +143,43 @@ pub enum Command {
         file: PathBuf,
         #[arg(long, default_value = "5m", value_parser = parse_margin)]
         min_remaining: chrono::Duration,
+    },
+    /// Serve the credentials to long-running programs over the AWS container credentials
+    /// protocol; prints the two `export` lines that point the SDKs at it, then serves until
+    /// SIGTERM/SIGINT.
+    ServeCredentials {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Where to listen: loopback (port 0 picks a free one) or 169.254.170.2 / .23 for a sidecar.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Read the authorization token from this file (no trailing newline) instead of
+        /// generating one; the second line then names AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
+        /// Renew a minted set (--aws-profile, --web-identity) this long before it expires, at
+        /// most at half its lifetime; wider than botocore's 15 minutes. The bundle is polled.
+        #[arg(long, default_value = "20m", value_parser = parse_margin)]
+        min_remaining: chrono::Duration,
+        /// How often to look for a newer published bundle (a rotation or a revocation).
+        #[arg(long, default_value = "30s", value_parser = parse_margin)]
+        poll_interval: chrono::Duration,
+    },
+    /// Run a command with the credentials: in its environment, or with --ecs-server from a
+    /// private credentials endpoint that keeps it fresh however long it runs.
+    Exec {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Serve the credentials to the command over the container credentials protocol
+        /// instead of putting them in its environment.
+        #[arg(long)]
+        ecs_server: bool,
+        /// Without --ecs-server: refuse credentials that expire sooner than this.
+        #[arg(long, default_value = "5m", value_parser = parse_margin)]
+        min_remaining: chrono::Duration,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
     },
     /// Sign in through AWS IAM Identity Center (SSO) and write the role's credentials.
     Sso {
@@ -207,7 +250,7 @@ pub struct SsoArgs {
 pub struct BundleArgs {
     /// The vault holding the bundle.
     #[arg(long, env = "KeyVaultUrl")]
-    pub vault: String,
+    pub vault: Option<String>,
     /// The bundle secret's name.
     #[arg(
         long,
@@ -220,10 +263,64 @@ pub struct BundleArgs {
     pub verify_challenge_resource: bool,
 }
 
+/// Federation without a vault: the consumer's own Entra ID token → `AssumeRoleWithWebIdentity`.
+#[derive(clap::Args, Clone)]
+pub struct WebIdentityArgs {
+    /// Get the credentials with this machine's Azure identity (managed identity, workload
+    /// identity or a service principal) from STS directly, without Key Vault.
+    #[arg(long, requires_all = ["role_arn", "audience"])]
+    pub web_identity: bool,
+    /// With --web-identity: the IAM role whose trust policy accepts the identity's tokens.
+    #[arg(long, value_name = "ARN", requires = "web_identity")]
+    pub role_arn: Option<String>,
+    /// With --web-identity: the Entra ID application the token is for (Application ID URI or client id).
+    #[arg(long, value_name = "URI", requires = "web_identity")]
+    pub audience: Option<String>,
+    /// With --web-identity: the role session name (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "web_identity")]
+    pub role_session_name: Option<String>,
+    /// With --web-identity: the credentials' lifetime (900-43200, up to the role's maximum).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub duration_seconds: u64,
+}
+
+impl WebIdentityArgs {
+    /// The validated role, when --web-identity is given.
+    pub fn role(&self) -> anyhow::Result<Option<crate::consumers::web_identity::WebIdentityRole>> {
+        if !self.web_identity {
+            return Ok(None);
+        }
+        crate::consumers::web_identity::WebIdentityRole::new(
+            self.role_arn.as_deref(),
+            self.audience.as_deref(),
+            self.role_session_name.as_deref(),
+            self.duration_seconds,
+        )
+        .map(Some)
+    }
+}
+
+/// Where `serve-credentials` and `exec` get credentials: the published bundle (the default),
+/// an IAM Identity Center sign-in (--aws-profile), or --web-identity.
+#[derive(clap::Args, Clone)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    /// Use the IAM Identity Center sign-in of this AWS config profile (`stsbridge sso login`)
+    /// instead of the vault.
+    #[arg(long, value_name = "NAME", conflicts_with = "web_identity")]
+    pub aws_profile: Option<String>,
+    #[command(flatten)]
+    pub web: WebIdentityArgs,
+}
+
 impl BundleArgs {
     pub fn source(&self) -> anyhow::Result<BundleSource> {
+        let vault = self.vault.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("--vault (KeyVaultUrl) is required: the vault holding the bundle (or, for serve-credentials and exec, --aws-profile or --web-identity)")
+        })?;
         BundleSource::new(
-            &self.vault,
+            vault,
             &self.secret,
             self.verify_challenge_resource,
             crate::settings::azure_identity(&std::env::vars().collect()),
@@ -286,7 +383,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             bundle,
             min_remaining,
             cache,
-        } => consumers::credential_process(bundle, min_remaining, cache).await,
+            web,
+        } => consumers::credential_process(bundle, web, min_remaining, cache).await,
         Command::Export {
             bundle,
             format,
@@ -303,6 +401,21 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             file,
             min_remaining,
         } => consumers::write_launch_settings(bundle, &file, min_remaining).await,
+        Command::ServeCredentials {
+            source,
+            listen,
+            token_file,
+            min_remaining,
+            poll_interval,
+        } => {
+            fresh::serve_credentials(source, listen, token_file, min_remaining, poll_interval).await
+        }
+        Command::Exec {
+            source,
+            ecs_server,
+            min_remaining,
+            command,
+        } => fresh::exec(source, ecs_server, min_remaining, command).await,
         Command::Sso { command } => sso::sso(command).await,
     }
 }

@@ -14,7 +14,7 @@ use crate::sso;
 use crate::sso::prompt::Prompter;
 
 /// The SSO settings from the profile (read as the AWS CLI reads the config file) or the flags.
-fn sso_settings(args: &SsoArgs) -> anyhow::Result<sso::config::SsoSettings> {
+pub(super) fn sso_settings(args: &SsoArgs) -> anyhow::Result<sso::config::SsoSettings> {
     let flags = sso::config::Flags {
         start_url: args.start_url.clone(),
         region: args.sso_region.clone(),
@@ -41,7 +41,7 @@ fn sso_settings(args: &SsoArgs) -> anyhow::Result<sso::config::SsoSettings> {
 }
 
 /// The home directory, as the AWS CLI finds `~`.
-fn home() -> anyhow::Result<PathBuf> {
+pub(super) fn home() -> anyhow::Result<PathBuf> {
     std::env::var_os("HOME")
         .or_else(|| std::env::var_os("USERPROFILE"))
         .map(PathBuf::from)

@@ -40,7 +40,7 @@ pub fn variables(c: &SessionCredentials) -> [(&'static str, SecretString); 4] {
 }
 
 /// POSIX shell single quotes: `'` becomes `'\''`.
-fn sh_quote(v: &str) -> String {
+pub fn sh_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
 }
 

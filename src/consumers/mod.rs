@@ -6,15 +6,20 @@
 //! file ([`profile`], [`launch_settings`]) through [`files::write_private`]. Pure formatting and
 //! editing are kept apart from I/O so they are unit-tested on text; [`targets`] holds the file
 //! I/O, shared with `stsbridge sso login`, whose credentials come from IAM Identity Center.
+//! [`endpoint`] keeps long-running programs fresh (the container credentials protocol) from any
+//! [`source`]: the bundle, an SSO sign-in, or [`web_identity`] federation without a vault.
 
 pub mod cache;
+pub mod endpoint;
 pub mod export;
 pub mod files;
 #[cfg(test)]
 pub(crate) mod hostile;
 pub mod launch_settings;
 pub mod profile;
+pub mod source;
 pub mod targets;
+pub mod web_identity;
 
 use std::collections::BTreeMap;
 

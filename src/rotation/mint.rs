@@ -88,8 +88,9 @@ fn mint_hint(mode: &Mode, duration: u64, e: &AwsError) -> Option<String> {
         ("ValidationError", _) if message.contains("MaxSessionDuration") || message.contains("DurationSeconds") => format!(
             "SessionDurationSeconds ({duration}) is more than the role allows: lower it, or raise the role's MaxSessionDuration (the templates in infra/aws set 14400)"
         ),
-        ("InvalidIdentityToken", _) => "AWS did not accept the Entra ID token: the IAM OIDC provider's URL must equal the token's issuer (see `stsbridge check`) and its audience (client id list) must contain WebIdentityAudience".into(),
-        ("IDPRejectedClaim", _) | ("AccessDenied", Mode::WebIdentity { .. }) => "the role's trust policy rejected the token's claims: its conditions on aud and sub must match the audience and the identity's object id shown by `stsbridge check`".into(),
+        ("InvalidIdentityToken", _) | ("IDPRejectedClaim", _) | ("AccessDenied", Mode::WebIdentity { .. }) => {
+            return crate::aws::web_identity::hint(e, "WebIdentityAudience", "shown by `stsbridge check`")
+        }
         ("AccessDenied", Mode::AssumeRole { .. }) => "the role's trust policy must allow the IAM user, and the user needs sts:AssumeRole on the role (check RoleArn too)".into(),
         ("ExpiredToken" | "ExpiredTokenException", _) => "the token or key has expired".into(),
         _ => return None,

@@ -157,28 +157,10 @@ impl RotationService {
     /// The claims of the Entra ID token web-identity mode would send (never the token): what
     /// an IAM OIDC provider and a role's trust policy must match.
     pub async fn web_identity_claims(&self) -> Result<Option<serde_json::Value>, Failure> {
-        use base64::Engine;
         let Some(token) = self.web_identity_token().await? else {
             return Ok(None);
         };
-        let claims = token
-            .expose_secret()
-            .split('.')
-            .nth(1)
-            .and_then(|p| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(p.trim_end_matches('='))
-                    .ok()
-            })
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .unwrap_or_default();
-        let mut out = serde_json::Map::new();
-        for claim in ["iss", "aud", "sub", "oid", "tid", "appid", "azp", "ver"] {
-            if let Some(v) = claims.get(claim) {
-                out.insert(claim.into(), v.clone());
-            }
-        }
-        Ok(Some(serde_json::Value::Object(out)))
+        Ok(Some(crate::aws::web_identity::claims(&token)))
     }
 
     /// The Entra ID token for web-identity mode.
@@ -191,11 +173,7 @@ impl RotationService {
         else {
             return Ok(None);
         };
-        let scope = if audience.ends_with("/.default") {
-            audience.clone()
-        } else {
-            format!("{}/.default", audience.trim_end_matches('/'))
-        };
+        let scope = crate::aws::web_identity::scope(audience);
         let credential = match kind {
             WebIdentityCredential::ClientSecret {
                 tenant_id,

@@ -30,7 +30,7 @@ use crate::azure::reference::{
     check_secret_name, parse_vault_url, RefForm, SecretRef, PUBLIC_CLOUD_VAULT_SUFFIX,
 };
 pub use local::export_local_settings;
-pub use mode::default_session_name;
+pub use mode::{default_session_name, is_role_arn, valid_session_name};
 use reader::Reader;
 
 /// One invalid setting.

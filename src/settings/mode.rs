@@ -144,7 +144,9 @@ pub(super) fn read_role(r: &mut Reader) -> Option<RoleSettings> {
     })
 }
 
-pub(super) fn is_role_arn(arn: &str) -> bool {
+/// An IAM role ARN (`arn:aws…:iam::123456789012:role/NAME`); shared with the consumers'
+/// `--role-arn`.
+pub fn is_role_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [arn_lit, partition, service, region, account, resource] = parts.as_slice() else {
         return false;
@@ -164,7 +166,8 @@ pub(super) fn is_role_arn(arn: &str) -> bool {
         })
 }
 
-fn valid_session_name(name: &str) -> bool {
+/// A role session name as STS accepts it (2-64 of letters, digits and `+=,.@-_`).
+pub fn valid_session_name(name: &str) -> bool {
     (2..=64).contains(&name.len())
         && name
             .chars()

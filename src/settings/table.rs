@@ -130,6 +130,8 @@ pub const SETTINGS: &[Def] = &[
     def("AWS_ENDPOINT_URL_SSO", Standard, Text, None, "the IAM Identity Center portal endpoint"),
     def("AWS_ENDPOINT_URL_SSO_OIDC", Standard, Text, None, "the IAM Identity Center OIDC endpoint"),
     def("AWS_REGION", Standard, Text, None, "the region, when AwsRegion is not set"),
+    def("AWS_DEFAULT_REGION", Standard, Text, None, "the region for --web-identity, when AWS_REGION is not set"),
+    def("STSBRIDGE_EXEC", Standard, Text, None, "set by `stsbridge exec` in its command's environment; an exec inside it is refused"),
     def("AWS_CONFIG_FILE", Standard, Text, None, "the AWS config file (sso)"),
     def("AWS_SHARED_CREDENTIALS_FILE", Standard, Text, None, "the AWS credentials file (sync-profile)"),
     def("IDENTITY_ENDPOINT", Standard, Text, None, "the App Service managed identity endpoint"),

@@ -10,6 +10,9 @@
 //!   answers the identity it was minted for;
 //! - can refuse long-lived keys it was not told about (`InvalidClientTokenId`);
 //! - records every call (action, signing access key id, parameters, timing);
+//! - can shorten the lifetime of the sets it mints ([`StsFront::set_lifetime`]) to 30-120 s, so
+//!   a test sees clients live across an expiry without waiting out a real one (the settings
+//!   refuse durations under 900 s, already inside botocore's 15-minute refresh window);
 //! - follows IAM's key life cycle, which moto does not enforce: a key made by `CreateAccessKey`
 //!   is refused (`InvalidClientTokenId`) for a configurable propagation delay, as AWS does for
 //!   seconds after creation; deactivated and deleted keys are refused until reactivated;
@@ -101,6 +104,7 @@ pub struct StsFront {
     lifecycle: Mutex<KeyLifecycle>,
     /// Revocation cut-offs by principal (`user:NAME`, `role:NAME`).
     revocations: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    lifetime: Mutex<Option<std::time::Duration>>,
 }
 
 /// What the front knows of IAM keys' state (see the module docs).
@@ -122,6 +126,7 @@ impl StsFront {
             known_keys: Mutex::default(),
             lifecycle: Mutex::default(),
             revocations: Mutex::default(),
+            lifetime: Mutex::default(),
         })
     }
 
@@ -178,6 +183,19 @@ impl StsFront {
             .unwrap()
             .insert(minted.access_key_id.clone(), minted.clone());
         minted
+    }
+
+    /// Every set minted from now on expires this long after it is minted, whatever
+    /// `DurationSeconds` asked for (`None`: as asked). 30-120 s: long enough for a client's
+    /// call, short enough for a test to cross an expiry.
+    pub fn set_lifetime(&self, lifetime: Option<std::time::Duration>) {
+        if let Some(l) = lifetime {
+            assert!(
+                (30..=120).contains(&l.as_secs()),
+                "a lifetime override is 30-120 s"
+            );
+        }
+        *self.lifetime.lock().unwrap() = lifetime;
     }
 
     /// How long a key made by `CreateAccessKey` is refused before it works (default: at once).
@@ -527,13 +545,14 @@ async fn call(
         let account = arn.split(':').nth(4).unwrap_or("123456789012").to_string();
         (arn, user_id, account)
     };
-    let minted = Minted::fresh(
-        arn,
-        user_id,
-        account,
-        tag(&text, "Expiration").unwrap_or_default().to_string(),
-    );
-    let mut text = replace_tag(&text, "AccessKeyId", &minted.access_key_id);
+    let lifetime = *front.lifetime.lock().unwrap();
+    let expiration = match lifetime {
+        Some(l) => (chrono::Utc::now() + l).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        None => tag(&text, "Expiration").unwrap_or_default().to_string(),
+    };
+    let minted = Minted::fresh(arn, user_id, account, expiration);
+    let mut text = replace_tag(&text, "Expiration", &minted.expiration);
+    text = replace_tag(&text, "AccessKeyId", &minted.access_key_id);
     text = replace_tag(&text, "SecretAccessKey", &minted.secret_access_key);
     text = replace_tag(&text, "SessionToken", &minted.session_token);
     front

@@ -11,6 +11,8 @@
 //! - `source_forms`: every way to give the IAM user's key;
 //! - `sso`: `stsbridge sso login`/`credential-process` against the IAM Identity Center fakes, with the AWS CLI;
 //! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
+//! - `endpoint`: `serve-credentials`, `exec` and `--web-identity` (issue #19), with the AWS CLI,
+//!   boto3 and the AWS SDK for Rust configured only through the container-provider variables;
 //! - `docs`: the shell blocks of README.md and docs/ marked `<!-- testbed: runs -->`, run;
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
@@ -24,6 +26,7 @@
 mod azure_consumers;
 mod consumers;
 mod docs;
+mod endpoint;
 mod failures;
 mod http_rotate;
 mod lifecycle;

@@ -46,7 +46,7 @@ fn base_command(env: &HashMap<String, String>, home: &std::path::Path) -> Comman
 }
 
 /// Collects a pipe into a shared buffer on a thread.
-fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+pub fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let out = Arc::new(Mutex::new(String::new()));
     let sink = out.clone();
     std::thread::spawn(move || {

@@ -1,0 +1,494 @@
+//! The local credentials endpoint behind `stsbridge serve-credentials` and `exec --ecs-server`
+//! (issue #19): the AWS *container credentials provider* protocol, answered from memory.
+//!
+//! The protocol, as botocore's `ContainerProvider` and aws-config's `ecs` provider read it
+//! (`../shared/PROTOCOL.md` §4): the client sends `GET <AWS_CONTAINER_CREDENTIALS_FULL_URI>` with
+//! the token, as is, in `Authorization`; a 200 carries JSON `AccessKeyId`, `SecretAccessKey`,
+//! `Token` (not `SessionToken`), `Expiration` and optionally `AccountId`. botocore gives up after
+//! 2 s and retries any non-200 three times; aws-config allows 2 s to connect and 5 s to read and
+//! retries 5xx only. So a request never waits for Key Vault or STS: every answer comes from the
+//! set cached *before* the endpoint was announced, and a background task keeps that set fresh
+//! ([`next_wait`]): the bundle is polled (a rotation or a revocation publishes a new version at
+//! any time), minted sets are renewed `--min-remaining` before they expire (capped at half their
+//! lifetime). An expired set is never served: 503 with a JSON `Code`/`Message` instead.
+//!
+//! The library never binds: [`serve`] takes a bound listener, so tests bind port 0.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::{DateTime, SecondsFormat, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::source::{Fresh, Source};
+
+/// A set this close to its expiry is not served: a client could not finish a call with it.
+const SERVE_FLOOR: chrono::Duration = chrono::Duration::seconds(5);
+/// Failed refreshes are retried after 1, 2, 4 … s, never more than a minute apart.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The set being served, rendered once: every request copies the same bytes.
+struct Served {
+    body: SecretString,
+    access_key_id: String,
+    expiration: DateTime<Utc>,
+    fetched_at: DateTime<Utc>,
+    version: Option<String>,
+}
+
+#[derive(Default)]
+struct Cached {
+    set: Option<Arc<Served>>,
+    last_error: Option<String>,
+    failures: u32,
+}
+
+/// The endpoint's state: the source, the token, and the cached set.
+pub struct Endpoint {
+    source: Source,
+    token: SecretString,
+    margin: chrono::Duration,
+    poll: Duration,
+    // A std lock, not a tokio one: no await happens while it is held, and readers only clone
+    // an `Arc`.
+    cached: RwLock<Cached>,
+}
+
+/// The container-protocol JSON for a set.
+pub fn render(fresh: &Fresh) -> SecretString {
+    let c = &fresh.credentials;
+    let mut doc = serde_json::json!({
+        "AccessKeyId": c.access_key_id,
+        "SecretAccessKey": c.secret_access_key.expose_secret(),
+        "Token": c.session_token.expose_secret(),
+        "Expiration": c.expiration.to_rfc3339_opts(SecondsFormat::Secs, true),
+    });
+    if let Some(account) = &fresh.account_id {
+        doc["AccountId"] = account.clone().into();
+    }
+    SecretString::from(doc.to_string())
+}
+
+fn served(fresh: &Fresh, now: DateTime<Utc>) -> Served {
+    Served {
+        body: render(fresh),
+        access_key_id: fresh.credentials.access_key_id.clone(),
+        expiration: fresh.credentials.expiration,
+        fetched_at: now,
+        version: fresh.version.clone(),
+    }
+}
+
+/// How long the refresher sleeps before its next fetch. Pure: takes `now`.
+///
+/// - After a failure: 1, 2, 4 … s (at most a minute, and at most the poll interval).
+/// - A polled source (the bundle): the poll interval.
+/// - A minted set: until `margin` before its expiry, the margin capped at half the set's
+///   lifetime (a 15-minute set and a 20-minute margin would otherwise mean a mint a second).
+pub fn next_wait(
+    now: DateTime<Utc>,
+    set: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    margin: chrono::Duration,
+    poll: Option<Duration>,
+    failures: u32,
+) -> Duration {
+    if failures > 0 {
+        let backoff = Duration::from_secs(1u64 << (failures - 1).min(6)).min(MAX_BACKOFF);
+        return poll.map_or(backoff, |p| p.min(backoff));
+    }
+    if let Some(p) = poll {
+        return p;
+    }
+    let Some((expiration, fetched_at)) = set else {
+        return Duration::from_secs(1);
+    };
+    let margin = margin.min((expiration - fetched_at) / 2);
+    (expiration - margin - now)
+        .to_std()
+        .unwrap_or_default()
+        .max(Duration::from_secs(1))
+}
+
+/// Whether the `Authorization` header matches the token, in constant time.
+fn authorize(
+    token: &SecretString,
+    given: Option<&[u8]>,
+) -> Result<(), (StatusCode, &'static str, &'static str)> {
+    match given {
+        None => Err((StatusCode::UNAUTHORIZED, "Unauthorized", "no Authorization header: set AWS_CONTAINER_AUTHORIZATION_TOKEN (or AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) as serve-credentials printed it")),
+        Some(given) if bool::from(given.ct_eq(token.expose_secret().as_bytes())) => Ok(()),
+        Some(_) => Err((StatusCode::FORBIDDEN, "Forbidden", "the Authorization header does not hold this endpoint's token")),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"Code": code, "Message": message}).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+impl Endpoint {
+    /// Reads the first set (errors end the command before anything is announced), then holds it.
+    pub async fn start(
+        source: Source,
+        token: SecretString,
+        margin: chrono::Duration,
+        poll: Duration,
+    ) -> anyhow::Result<Arc<Self>> {
+        let fresh = source
+            .fetch()
+            .await
+            .with_context(|| format!("reading {}", source.describe()))?;
+        let now = Utc::now();
+        let endpoint = Arc::new(Self {
+            source,
+            token,
+            margin,
+            poll,
+            cached: RwLock::new(Cached {
+                set: Some(Arc::new(served(&fresh, now))),
+                ..Default::default()
+            }),
+        });
+        if fresh.credentials.expiration - now <= SERVE_FLOOR {
+            tracing::warn!(
+                "{}; answering 503 until a fresh set comes",
+                endpoint.source.when_expired(fresh.credentials.expiration)
+            );
+        }
+        Ok(endpoint)
+    }
+
+    /// What is served now: the access key id and its expiry (never a secret).
+    pub fn current(&self) -> Option<(String, DateTime<Utc>)> {
+        let cached = self.cached.read().expect("no panic while held");
+        cached
+            .set
+            .as_ref()
+            .map(|s| (s.access_key_id.clone(), s.expiration))
+    }
+
+    pub fn describe(&self) -> String {
+        self.source.describe()
+    }
+
+    /// The answer to one request.
+    pub fn answer(&self, method: &Method, headers: &HeaderMap, now: DateTime<Utc>) -> Response {
+        if method != Method::GET {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "only GET",
+            );
+        }
+        if let Err((status, code, message)) = authorize(
+            &self.token,
+            headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        ) {
+            return error(status, code, message);
+        }
+        let (set, last_error) = {
+            let cached = self.cached.read().expect("no panic while held");
+            (cached.set.clone(), cached.last_error.clone())
+        };
+        match set {
+            Some(set) if set.expiration - now > SERVE_FLOOR => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                set.body.expose_secret().to_string(),
+            )
+                .into_response(),
+            Some(set) => {
+                let message = match last_error {
+                    Some(e) => format!(
+                        "no unexpired credentials: the cached set expired at {}, and the last refresh failed: {e}",
+                        set.expiration.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ),
+                    None => self.source.when_expired(set.expiration),
+                };
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "CredentialsExpired",
+                    &message,
+                )
+            }
+            None => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "CredentialsUnavailable",
+                last_error.as_deref().unwrap_or("no credentials yet"),
+            ),
+        }
+    }
+
+    /// One refresh: fetch, and replace the cached set (or record why not).
+    async fn refresh(&self) {
+        let result = self.source.fetch().await;
+        let now = Utc::now();
+        let mut cached = self.cached.write().expect("no panic while held");
+        match result {
+            Ok(fresh) => {
+                let changed = cached.set.as_ref().is_none_or(|s| {
+                    s.access_key_id != fresh.credentials.access_key_id || s.version != fresh.version
+                });
+                if changed {
+                    tracing::info!(
+                        "now serving {} (expires {}{})",
+                        fresh.credentials.access_key_id,
+                        fresh
+                            .credentials
+                            .expiration
+                            .to_rfc3339_opts(SecondsFormat::Secs, true),
+                        fresh
+                            .version
+                            .as_deref()
+                            .map(|v| format!(", version {v}"))
+                            .unwrap_or_default()
+                    );
+                }
+                let mut next = served(&fresh, now);
+                if !changed {
+                    // Keep the time of the first fetch: it dates the set's lifetime.
+                    if let Some(old) = &cached.set {
+                        next.fetched_at = old.fetched_at;
+                    }
+                }
+                cached.set = Some(Arc::new(next));
+                cached.last_error = None;
+                cached.failures = 0;
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                tracing::warn!(
+                    "refreshing {} failed (still serving the cached set until it expires): {message}",
+                    self.source.describe()
+                );
+                cached.last_error = Some(message);
+                cached.failures = cached.failures.saturating_add(1);
+            }
+        }
+    }
+
+    /// Keeps the cached set fresh until aborted.
+    pub async fn refresh_forever(self: Arc<Self>) {
+        loop {
+            let wait = {
+                let cached = self.cached.read().expect("no panic while held");
+                next_wait(
+                    Utc::now(),
+                    cached.set.as_ref().map(|s| (s.expiration, s.fetched_at)),
+                    self.margin,
+                    self.source.polls().then_some(self.poll),
+                    cached.failures,
+                )
+            };
+            tokio::time::sleep(wait).await;
+            self.refresh().await;
+        }
+    }
+}
+
+/// The router: every path answers the same (the printed URL names one).
+pub fn app(endpoint: Arc<Endpoint>) -> Router {
+    async fn handle(
+        State(endpoint): State<Arc<Endpoint>>,
+        method: Method,
+        headers: HeaderMap,
+    ) -> Response {
+        endpoint.answer(&method, &headers, Utc::now())
+    }
+    Router::new().fallback(handle).with_state(endpoint)
+}
+
+/// Serves until `shutdown` completes, refreshing in the background.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    endpoint: Arc<Endpoint>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let refresher = tokio::spawn(endpoint.clone().refresh_forever());
+    let result = axum::serve(listener, app(endpoint))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    refresher.abort();
+    result
+}
+
+/// The addresses the endpoint may listen on: the SDKs accept plain http only to loopback and
+/// the container link-local addresses (ECS 169.254.170.2, EKS Pod Identity 169.254.170.23 and
+/// fd00:ec2::23), and anything else would put the credentials on the network.
+pub fn check_listen(addr: &SocketAddr) -> anyhow::Result<()> {
+    let allowed = match addr.ip() {
+        IpAddr::V4(ip) => {
+            ip.is_loopback()
+                || ip == Ipv4Addr::new(169, 254, 170, 2)
+                || ip == Ipv4Addr::new(169, 254, 170, 23)
+        }
+        IpAddr::V6(ip) => {
+            ip.is_loopback() || ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
+        }
+    };
+    anyhow::ensure!(
+        allowed,
+        "--listen {addr}: the endpoint listens only on loopback (127.0.0.0/8, ::1) or 169.254.170.2, 169.254.170.23, fd00:ec2::23; the AWS SDKs refuse plain http anywhere else"
+    );
+    Ok(())
+}
+
+/// The `AWS_CONTAINER_CREDENTIALS_FULL_URI` for a bound address.
+pub fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/")
+}
+
+/// A fresh token: 32 random bytes, base64url (43 characters no shell or header treats specially).
+pub fn generate_token() -> anyhow::Result<SecretString> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
+    Ok(SecretString::from(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+    ))
+}
+
+/// Checks a token read from `--token-file`. Both SDKs send the file's bytes as they are, so a
+/// trailing newline (what `echo` and most editors write) would never match: refused, not trimmed.
+pub fn check_token(text: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(!text.is_empty(), "--token-file is empty");
+    anyhow::ensure!(
+        !text.ends_with('\n') && !text.ends_with('\r'),
+        "--token-file ends with a line break, which the AWS SDKs would send as part of the token: write it without one (printf '%s' \"$TOKEN\" > FILE)"
+    );
+    anyhow::ensure!(
+        text.bytes().all(|b| (0x21..=0x7e).contains(&b) || b == b' ')
+            && !text.starts_with(' ')
+            && !text.ends_with(' '),
+        "--token-file must hold printable ASCII only (an HTTP header value), without leading or trailing spaces"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_900_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_minted_set_is_renewed_a_margin_before_it_expires_capped_at_half_its_life() {
+        let m = chrono::Duration::minutes(20);
+        // An hour-long set fetched at 0: renewed at 40 minutes.
+        assert_eq!(
+            next_wait(t(0), Some((t(3600), t(0))), m, None, 0),
+            Duration::from_secs(2400)
+        );
+        // A 60 s set (the test bed's override): renewed at half-life.
+        assert_eq!(
+            next_wait(t(0), Some((t(60), t(0))), m, None, 0),
+            Duration::from_secs(30)
+        );
+        // Already inside the margin: at once, but never a busy loop.
+        assert_eq!(
+            next_wait(t(50), Some((t(60), t(0))), m, None, 0),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn a_polled_source_is_polled_and_failures_back_off() {
+        let m = chrono::Duration::minutes(20);
+        let poll = Some(Duration::from_secs(30));
+        assert_eq!(
+            next_wait(t(0), Some((t(60), t(0))), m, poll, 0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(next_wait(t(0), None, m, None, 1), Duration::from_secs(1));
+        assert_eq!(next_wait(t(0), None, m, None, 3), Duration::from_secs(4));
+        assert_eq!(next_wait(t(0), None, m, None, 30), MAX_BACKOFF);
+        assert_eq!(next_wait(t(0), None, m, poll, 30), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_token_must_match_exactly() {
+        let token = SecretString::from("abc".to_string());
+        assert_eq!(
+            authorize(&token, None).unwrap_err().0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            authorize(&token, Some(b"abd")).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            authorize(&token, Some(b"abc\n")).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            authorize(&token, Some(b"")).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+        assert!(authorize(&token, Some(b"abc")).is_ok());
+    }
+
+    #[test]
+    fn only_loopback_and_the_container_addresses_are_listened_on() {
+        for ok in [
+            "127.0.0.1:0",
+            "127.1.2.3:80",
+            "[::1]:0",
+            "169.254.170.2:80",
+            "169.254.170.23:80",
+            "[fd00:ec2::23]:80",
+        ] {
+            assert!(check_listen(&ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for no in ["0.0.0.0:0", "10.0.0.1:80", "[::]:0", "169.254.169.254:80"] {
+            let e = check_listen(&no.parse().unwrap()).unwrap_err().to_string();
+            assert!(e.contains("--listen"), "{e}");
+        }
+        assert_eq!(url("[::1]:8080".parse().unwrap()), "http://[::1]:8080/");
+    }
+
+    #[test]
+    fn a_token_file_with_a_line_break_is_refused() {
+        assert!(check_token("s3cr3t-token").is_ok());
+        assert!(check_token("Bearer abc").is_ok());
+        assert!(check_token("s3cr3t-token\n")
+            .unwrap_err()
+            .to_string()
+            .contains("line break"));
+        assert!(check_token("").is_err());
+        assert!(check_token("a\tb").is_err());
+        let generated = generate_token().unwrap();
+        assert_eq!(generated.expose_secret().len(), 43);
+        assert!(check_token(generated.expose_secret()).is_ok());
+    }
+
+    #[test]
+    fn the_json_names_the_token_token() {
+        let fresh = Fresh {
+            credentials: crate::secrets::SessionCredentials::new(
+                "ASIAEXAMPLEEXAMPLE01",
+                SecretString::from("s3cr3tValueOfFortyCharactersExample/+0=".to_string()),
+                SecretString::from("FwoGZXIvYXdzEt0k3nValueExample+/=".to_string()),
+                t(0),
+            )
+            .unwrap(),
+            version: None,
+            account_id: Some("123456789012".into()),
+        };
+        let v: serde_json::Value = serde_json::from_str(render(&fresh).expose_secret()).unwrap();
+        assert_eq!(v["Token"], "FwoGZXIvYXdzEt0k3nValueExample+/=");
+        assert!(v.get("SessionToken").is_none());
+        assert_eq!(v["AccountId"], "123456789012");
+        assert!(v["Expiration"].as_str().unwrap().ends_with('Z'));
+    }
+}

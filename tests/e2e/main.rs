@@ -13,6 +13,8 @@
 //! - `source_key`: rotating the IAM user's own key (create, store, verify, deactivate, delete; crashes);
 //! - `docs`: the shell blocks of README.md and docs/ marked `<!-- testbed: runs -->`, run;
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
+//! - `lease`: one rotation across instances: `serve` processes sharing a storage account (Azurite)
+//!   and its blob lease per target;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
 //! - `properties`: property tests of the parsers of outside input (never panic);
@@ -25,6 +27,7 @@ mod consumers;
 mod docs;
 mod failures;
 mod http_rotate;
+mod lease;
 mod lifecycle;
 mod modes;
 mod properties;

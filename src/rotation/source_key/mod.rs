@@ -166,6 +166,16 @@ pub struct SourceRead {
     pub secret: Option<StoredSecret>,
 }
 
+/// What the rotation lease allows this run (issue #17).
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// `Err(why)` when the lease store could not be used: no new key rotation starts.
+    pub may_start: Result<(), String>,
+    /// When the run started: a key rotation another run completed after it answers a request
+    /// to rotate (the run waited for that run's lease).
+    pub asked_at: DateTime<Utc>,
+}
+
 /// What is left to do after the credentials are published.
 #[derive(Clone, Debug)]
 pub enum After {

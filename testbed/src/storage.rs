@@ -1,0 +1,130 @@
+//! Azurite (npm `azurite`, pinned to 3.35.0: the last release that runs on Node 20), Microsoft's
+//! Azure Storage emulator, as the app's `AzureWebJobsStorage` — where the rotation lease lives.
+//!
+//! Installed into the workspace's `.azurite/` by `scripts/setup.sh`; only the Blob service is
+//! started (`azurite-blob`), on a free loopback port, with `--inMemoryPersistence` and
+//! `--skipApiVersionCheck` (the Rust SDK sends a newer API version than 3.35.0 knows). It costs
+//! about 0.8 s and 110 MB, so only tests that need storage start it ([`crate::Options::storage`]).
+//! Killed when the [`Azurite`] value is dropped, or [`Azurite::stop`]ped to make storage
+//! unreachable; on Linux it also dies with the test process.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The development account Azurite serves (public, documented by Microsoft).
+pub const ACCOUNT: &str = "devstoreaccount1";
+pub const ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+pub struct Azurite {
+    child: Option<Child>,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// Where `azurite-blob` is: `$STSBRIDGE_AZURITE_BLOB`, else the workspace's `.azurite/`.
+pub fn azurite_blob_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("STSBRIDGE_AZURITE_BLOB") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".azurite")
+        .join("node_modules")
+        .join(".bin")
+        .join("azurite-blob")
+}
+
+impl Azurite {
+    /// Starts Azurite's Blob service and waits until it answers.
+    pub async fn start() -> anyhow::Result<Self> {
+        let program = azurite_blob_path();
+        if !program.exists() {
+            bail!(
+                "{} not found: run scripts/setup.sh (or set STSBRIDGE_AZURITE_BLOB)",
+                program.display()
+            );
+        }
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = crate::moto::free_port()?;
+            let dir = tempfile::Builder::new()
+                .prefix("stsbridge-azurite")
+                .tempdir()?;
+            let mut command = Command::new(&program);
+            command
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+                .args(["--skipApiVersionCheck", "--inMemoryPersistence", "--silent"])
+                // Nothing is persisted in memory mode, but Azurite may still write a debug log or
+                // lock file in its working directory: keep that in a directory of our own.
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            crate::moto::die_with_parent(&mut command);
+            let child = command
+                .spawn()
+                .with_context(|| format!("starting {}", program.display()))?;
+            let mut azurite = Azurite {
+                child: Some(child),
+                port,
+                _dir: dir,
+            };
+            match azurite.wait_ready().await {
+                Ok(()) => return Ok(azurite),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("azurite did not start")))
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("azurite-blob exited early with {status}");
+            }
+            // Any HTTP answer (an authentication error) means it is up.
+            if client.get(self.blob_endpoint()).send().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("azurite-blob did not answer within 30 s")
+    }
+
+    /// The Blob service endpoint of the development account.
+    pub fn blob_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    /// `AzureWebJobsStorage` as a connection string with the account key.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};BlobEndpoint={};",
+            self.blob_endpoint()
+        )
+    }
+
+    /// Stops the emulator: storage becomes unreachable (connections refused).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
 
 use super::{Failure, Kind, Report, RotationService, Step};
@@ -81,10 +82,18 @@ pub(super) struct LeaseGuard {
     lease_id: String,
     renew: JoinHandle<()>,
     released: bool,
+    /// This process's turn with the lease, held until the release is sent (see
+    /// [`RotationService::take_lease`]).
+    _turn: OwnedMutexGuard<()>,
 }
 
 impl LeaseGuard {
-    fn new(store: Arc<LeaseStore>, blob: String, lease_id: String) -> Self {
+    fn new(
+        store: Arc<LeaseStore>,
+        blob: String,
+        lease_id: String,
+        turn: OwnedMutexGuard<()>,
+    ) -> Self {
         let every = store.duration / 3;
         let (s, b, id) = (store.clone(), blob.clone(), lease_id.clone());
         let renew = tokio::spawn(async move {
@@ -101,6 +110,7 @@ impl LeaseGuard {
             lease_id,
             renew,
             released: false,
+            _turn: turn,
         }
     }
 
@@ -196,14 +206,20 @@ pub fn blob_name(settings: &crate::settings::Settings) -> String {
 impl RotationService {
     /// Tries to take this target's lease (runs concurrently with the reads), bounded so a
     /// storage account that does not answer never holds a rotation.
+    ///
+    /// The previous run of this process releases its lease in the background after answering;
+    /// a run that starts meanwhile (a forced trigger right after an answer) waits for that
+    /// release — a round trip or two — rather than finding its own process's lease held and
+    /// polling. The turn is held until the release is sent.
     pub(super) async fn take_lease(&self) -> Coordination {
         let Some(store) = &self.lease else {
             return Coordination::NotConfigured;
         };
         let bound = self.lease_call_bound();
         let blob = blob_name(&self.settings);
+        let turn = self.lease_turn.clone().lock_owned().await;
         match tokio::time::timeout(bound, store.acquire(&blob)).await {
-            Ok(Ok(Some(id))) => Coordination::Held(LeaseGuard::new(store.clone(), blob, id)),
+            Ok(Ok(Some(id))) => Coordination::Held(LeaseGuard::new(store.clone(), blob, id, turn)),
             Ok(Ok(None)) => Coordination::Busy,
             Ok(Err(e)) => Coordination::Unavailable(e.to_string()),
             Err(_) => Coordination::Unavailable(format!(
@@ -269,6 +285,7 @@ impl RotationService {
             if holder.leased {
                 continue;
             }
+            let turn = self.lease_turn.clone().lock_owned().await;
             match tokio::time::timeout(self.lease_call_bound(), store.acquire(&blob)).await {
                 Ok(Ok(Some(id))) => {
                     let info = HolderInfo {
@@ -277,7 +294,7 @@ impl RotationService {
                             .zip(parse_time(&holder.metadata, meta::PUBLISHED_AT)),
                     };
                     return Ok((
-                        Coordination::Held(LeaseGuard::new(store.clone(), blob, id)),
+                        Coordination::Held(LeaseGuard::new(store.clone(), blob, id, turn)),
                         info,
                     ));
                 }

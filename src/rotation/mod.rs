@@ -84,6 +84,8 @@ pub struct RotationService {
     side: side::SideTasks,
     /// The rotation lease's store (`AzureWebJobsStorage`), shared by every target.
     lease: Option<Arc<crate::azure::lease::LeaseStore>>,
+    /// This process's turn with the target's lease (see [`lease`]).
+    lease_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a run leaves for [`RotationService::run`] besides its result.
@@ -148,6 +150,7 @@ impl RotationService {
             inflight: Mutex::default(),
             side: side::SideTasks::default(),
             lease: clients.lease.clone(),
+            lease_turn: Arc::default(),
         })
     }
 
@@ -217,7 +220,9 @@ impl RotationService {
             self.take_lease(),
         );
         let mut holder = lease::HolderInfo::default();
+        let mut waited_since = None;
         if matches!(coordination, lease::Coordination::Busy) {
+            waited_since = Some(started_at);
             // Another instance is at work: wait for it, then read what it left.
             (coordination, holder) = self.wait_for_lease(started, started_at).await?;
             (source, current, token) = tokio::join!(
@@ -245,7 +250,7 @@ impl RotationService {
                     request.rotate_source_key,
                     source_key::Gate {
                         may_start: may_start_key_rotation,
-                        asked_at: started_at,
+                        waited_since,
                     },
                     now,
                 )

@@ -7,10 +7,17 @@
 //! about 0.8 s and 110 MB, so only tests that need storage start it ([`crate::Options::storage`]).
 //! Killed when the [`Azurite`] value is dropped, or [`Azurite::stop`]ped to make storage
 //! unreachable; on Linux it also dies with the test process.
+//!
+//! Clients reach it through a small TCP relay of ours, which adds [`Azurite::set_latency`] to
+//! every chunk a client sends (one per request for the lease's small requests), as the other
+//! servers' `faults` do: the benchmarks measure round trips with the same latency on storage.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use anyhow::{bail, Context};
 
@@ -21,7 +28,10 @@ pub const ACCOUNT_KEY: &str =
 
 pub struct Azurite {
     child: Option<Child>,
+    /// The port clients use (the relay's).
     pub port: u16,
+    latency: Arc<Mutex<Duration>>,
+    relay: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -71,10 +81,15 @@ impl Azurite {
             let mut azurite = Azurite {
                 child: Some(child),
                 port,
+                latency: Arc::default(),
+                relay: None,
                 _dir: dir,
             };
             match azurite.wait_ready().await {
-                Ok(()) => return Ok(azurite),
+                Ok(()) => {
+                    azurite.start_relay(port).await?;
+                    return Ok(azurite);
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -101,6 +116,48 @@ impl Azurite {
         bail!("azurite-blob did not answer within 30 s")
     }
 
+    /// Puts the relay in front of Azurite (on `upstream`); clients use its port from now on.
+    async fn start_relay(&mut self, upstream: u16) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        self.port = listener.local_addr()?.port();
+        let latency = self.latency.clone();
+        self.relay = Some(tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let latency = latency.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = cr.read(&mut buf).await?;
+                            if n == 0 {
+                                return sw.shutdown().await;
+                            }
+                            let delay = *latency.lock().unwrap();
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            sw.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    let _: (std::io::Result<()>, _) = tokio::join!(up, down);
+                });
+            }
+        }));
+        Ok(())
+    }
+
+    /// Latency added to every request to storage.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
     /// The Blob service endpoint of the development account.
     pub fn blob_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
@@ -114,8 +171,11 @@ impl Azurite {
         )
     }
 
-    /// Stops the emulator: storage becomes unreachable (connections refused).
+    /// Stops the emulator and the relay: storage becomes unreachable (connections refused).
     pub fn stop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

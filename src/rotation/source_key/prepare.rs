@@ -139,7 +139,12 @@ impl RotationService {
             }
             // Another instance rotated the key while this trigger waited for the lease: that
             // rotation answers this request too (as a set minted after a forced trigger arrived).
-            KeyState::Deactivated { previous, at } if requested && at >= gate.asked_at.trunc_subsecs(0) => {
+            KeyState::Deactivated { previous, at }
+                if requested
+                    && gate
+                        .waited_since
+                        .is_some_and(|since| at >= since.trunc_subsecs(0)) =>
+            {
                 plan.report.actions.push(format!(
                     "another run rotated the IAM user's key at {}, after this request arrived; not rotated again",
                     now_tag(at)

@@ -69,6 +69,9 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Start Azurite and set `AzureWebJobsStorage` (the rotation lease's store).
     pub storage: bool,
+    /// With `storage`: Azurite over HTTPS with OAuth, and the identity-based settings
+    /// (`AzureWebJobsStorage__blobServiceUri`, `__credential`) instead of a connection string.
+    pub storage_identity: bool,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             vault_host: "kv.vault.test".into(),
             dir: None,
             storage: false,
+            storage_identity: false,
         }
     }
 }
@@ -126,9 +130,20 @@ impl TestBed {
         let tls = tls::Tls::generate(&dir, std::slice::from_ref(&options.vault_host))?;
         let issuer = identity::TokenIssuer::new(identity::IdentityConfig::default());
         let vault = keyvault::KeyVault::new(&options.resource, issuer.clone());
+        let access = match options.storage_identity {
+            true => {
+                // Tokens for storage exist in the tenant (Azurite checks their audience).
+                issuer.add_audience("https://storage.azure.com");
+                storage::Access::Identity {
+                    cert: tls.leaf_file.clone(),
+                    key: tls.leaf_key_file.clone(),
+                }
+            }
+            false => storage::Access::SharedKey,
+        };
         let (moto, storage) = tokio::join!(moto::Moto::start(), async {
             match options.storage {
-                true => storage::Azurite::start().await.map(Some),
+                true => storage::Azurite::start(access).await.map(Some),
                 false => Ok(None),
             }
         });
@@ -282,11 +297,7 @@ impl TestBed {
             ("AzureResourceManagerEndpoint", self.arm_url()),
         ]
         .into_iter()
-        .chain(
-            self.storage
-                .as_ref()
-                .map(|s| ("AzureWebJobsStorage", s.connection_string())),
-        )
+        .chain(self.storage.iter().flat_map(storage::Azurite::app_settings))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -26,8 +26,20 @@ pub const ACCOUNT: &str = "devstoreaccount1";
 pub const ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+/// How clients authenticate to Azurite.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Plain http; the account key (and SASes derived from it).
+    SharedKey,
+    /// HTTPS with this certificate and key (PEM files), and Azurite's basic OAuth check
+    /// (`--oauth basic`: an Entra-shaped token's issuer, audience and times, not its signature)
+    /// besides the key: the identity-based `AzureWebJobsStorage__blobServiceUri` form.
+    Identity { cert: PathBuf, key: PathBuf },
+}
+
 pub struct Azurite {
     child: Option<Child>,
+    https: bool,
     /// The port clients use (the relay's).
     pub port: u16,
     latency: Arc<Mutex<Duration>>,
@@ -50,7 +62,7 @@ pub fn azurite_blob_path() -> PathBuf {
 
 impl Azurite {
     /// Starts Azurite's Blob service and waits until it answers.
-    pub async fn start() -> anyhow::Result<Self> {
+    pub async fn start(access: Access) -> anyhow::Result<Self> {
         let program = azurite_blob_path();
         if !program.exists() {
             bail!(
@@ -67,7 +79,15 @@ impl Azurite {
             let mut command = Command::new(&program);
             command
                 .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-                .args(["--skipApiVersionCheck", "--inMemoryPersistence", "--silent"])
+                .args(["--skipApiVersionCheck", "--inMemoryPersistence", "--silent"]);
+            if let Access::Identity { cert, key } = &access {
+                command
+                    .args(["--oauth", "basic", "--cert"])
+                    .arg(cert)
+                    .arg("--key")
+                    .arg(key);
+            }
+            command
                 // Nothing is persisted in memory mode, but Azurite may still write a debug log or
                 // lock file in its working directory: keep that in a directory of our own.
                 .current_dir(dir.path())
@@ -80,6 +100,7 @@ impl Azurite {
                 .with_context(|| format!("starting {}", program.display()))?;
             let mut azurite = Azurite {
                 child: Some(child),
+                https: matches!(access, Access::Identity { .. }),
                 port,
                 latency: Arc::default(),
                 relay: None,
@@ -97,7 +118,10 @@ impl Azurite {
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
+        // Only "does it answer": the certificate is checked by the clients under test.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self
@@ -160,7 +184,21 @@ impl Azurite {
 
     /// The Blob service endpoint of the development account.
     pub fn blob_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    /// The app settings that point the app at this storage: the connection string, or (over
+    /// HTTPS with OAuth) the identity-based form, which uses the app's managed identity.
+    pub fn app_settings(&self) -> Vec<(&'static str, String)> {
+        if self.https {
+            vec![
+                ("AzureWebJobsStorage__blobServiceUri", self.blob_endpoint()),
+                ("AzureWebJobsStorage__credential", "managedidentity".into()),
+            ]
+        } else {
+            vec![("AzureWebJobsStorage", self.connection_string())]
+        }
     }
 
     /// `AzureWebJobsStorage` as a connection string with the account key.

@@ -1,7 +1,8 @@
 //! One rotation across instances (issue #17, part 2): `stsbridge serve` processes whose
 //! `AzureWebJobsStorage` is a real Azure Storage emulator (Azurite, started by the test bed) take
-//! a blob lease per target. The connection-string form (account key → account SAS) is tested
-//! end to end here; the identity form's request shape is unit-tested in `azure::lease`.
+//! a blob lease per target: the connection-string form (account key → account SAS), and the
+//! identity-based form (Azurite over HTTPS with `--oauth basic`, a token from the test bed's
+//! managed-identity endpoint for `https://storage.azure.com`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,6 +15,16 @@ use crate::support::{assert_no_secrets, run_cli, settings, stored_key_id, App};
 async fn bed_with_storage() -> TestBed {
     TestBed::start_with(Options {
         storage: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn bed_with_identity_storage() -> TestBed {
+    TestBed::start_with(Options {
+        storage: true,
+        storage_identity: true,
         ..Default::default()
     })
     .await
@@ -39,9 +50,8 @@ fn texts(apps: &[App]) -> Vec<String> {
 
 /// A burst of forced triggers, two per instance, all at once: one instance takes the lease and
 /// mints; the others wait and answer with its set (minted and published after they arrived).
-async fn a_burst_of_forced_triggers_mints_exactly_once(n: usize) {
-    let bed = bed_with_storage().await;
-    let apps = instances(&bed, n).await;
+async fn a_burst_of_forced_triggers_mints_exactly_once(bed: &TestBed, n: usize) {
+    let apps = instances(bed, n).await;
     bed.sts.faults.set_latency(Duration::from_millis(300));
 
     let answers = join_all(
@@ -60,17 +70,39 @@ async fn a_burst_of_forced_triggers_mints_exactly_once(n: usize) {
         .iter()
         .all(|a| a.body["accessKeyId"] == set.as_str()));
     let texts = texts(&apps);
-    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_no_secrets(bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 #[tokio::test]
 async fn two_instances_with_a_burst_of_forced_triggers_mint_exactly_once() {
-    a_burst_of_forced_triggers_mints_exactly_once(2).await;
+    a_burst_of_forced_triggers_mints_exactly_once(&bed_with_storage().await, 2).await;
+}
+
+#[tokio::test]
+async fn identity_based_storage_takes_the_lease_with_an_entra_token() {
+    let bed = bed_with_identity_storage().await;
+    let check = run_cli(&env(&bed), &["check"]).await;
+    assert!(
+        check.stdout.contains("(identity-based)"),
+        "{}",
+        check.stdout
+    );
+
+    a_burst_of_forced_triggers_mints_exactly_once(&bed, 2).await;
+
+    let storage_tokens = bed
+        .issuer
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "https://storage.azure.com" && r.granted)
+        .count();
+    assert!(storage_tokens >= 2, "each instance got a storage token");
+    assert_no_secrets(&bed, &[&check.text()]);
 }
 
 #[tokio::test]
 async fn three_instances_with_a_burst_of_forced_triggers_mint_exactly_once() {
-    a_burst_of_forced_triggers_mints_exactly_once(3).await;
+    a_burst_of_forced_triggers_mints_exactly_once(&bed_with_storage().await, 3).await;
 }
 
 #[tokio::test]

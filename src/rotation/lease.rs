@@ -223,9 +223,9 @@ impl RotationService {
             Ok(Ok(None)) => Coordination::Busy,
             Ok(Err(e)) => Coordination::Unavailable(e.to_string()),
             Err(_) => Coordination::Unavailable(format!(
-                "the lease store ({}) did not answer within {} s",
-                store.describe(),
-                bound.as_secs()
+                "no answer within {} s from the lease store: {}",
+                bound.as_secs(),
+                store.describe()
             )),
         }
     }

@@ -170,7 +170,12 @@ impl Azurite {
                         }
                     };
                     let down = tokio::io::copy(&mut sr, &mut cw);
-                    let _: (std::io::Result<()>, _) = tokio::join!(up, down);
+                    // Either side closing closes both, so a client holding a pooled connection
+                    // sees Azurite go away at once, as it would without the relay.
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                    }
                 });
             }
         }));

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use testbed::{Options, TestBed};
+use testbed::{Fault, Options, Rule, TestBed};
 
 use crate::support::{assert_no_secrets, run_cli, settings, stored_key_id, App};
 
@@ -44,6 +44,17 @@ async fn instances(bed: &TestBed, n: usize) -> Vec<App> {
     apps
 }
 
+/// A SAS signature never leaves the process (errors may quote a request URL: it is redacted).
+fn assert_no_sas(text: &str) {
+    for (i, _) in text.match_indices("sig=") {
+        assert!(
+            text[i..].starts_with("sig=REDACTED"),
+            "a SAS signature leaked: {}",
+            &text[i.saturating_sub(80)..(i + 60).min(text.len())]
+        );
+    }
+}
+
 fn texts(apps: &[App]) -> Vec<String> {
     apps.iter().map(App::all_text).collect()
 }
@@ -70,6 +81,9 @@ async fn a_burst_of_forced_triggers_mints_exactly_once(bed: &TestBed, n: usize) 
         .iter()
         .all(|a| a.body["accessKeyId"] == set.as_str()));
     let texts = texts(&apps);
+    for text in &texts {
+        assert_no_sas(text);
+    }
     assert_no_secrets(bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
@@ -194,7 +208,14 @@ async fn with_storage_down_rotation_goes_on_and_a_new_key_rotation_is_refused() 
         .to_string()
         .contains("AzureWebJobsStorage"));
     assert!(bed.sts.calls_of("CreateAccessKey").is_empty());
+    eprintln!(
+        "{}\n{}",
+        minted.body["warnings"], key.body["error"]["message"]
+    );
     let texts = texts(&apps);
+    for text in &texts {
+        assert_no_sas(text);
+    }
     assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
@@ -219,4 +240,82 @@ async fn check_names_the_lease_store_and_its_form_but_never_the_key() {
         without.stdout
     );
     assert_no_secrets(&bed, &[&with.text(), &without.text()]);
+}
+
+#[tokio::test]
+async fn a_trigger_that_waited_for_a_failed_holder_says_so_and_rotates_itself() {
+    let bed = bed_with_storage().await;
+    let apps = instances(&bed, 2).await;
+    bed.sts.faults.set_latency(Duration::from_millis(700));
+    bed.sts.faults.add(
+        Rule::on(
+            "GetSessionToken",
+            Fault::error(
+                403,
+                "InvalidClientTokenId",
+                "The security token is invalid.",
+            ),
+        )
+        .times(1),
+    );
+
+    let (holder, waiter) = tokio::join!(
+        apps[0].http_rotate("POST", &[("force", "true")], None),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            apps[1]
+                .http_rotate("POST", &[("force", "true")], None)
+                .await
+        }
+    );
+
+    assert_eq!(holder.status, 502, "{:?}", holder.body);
+    assert_eq!(waiter.status, 200, "{:?}", waiter.body);
+    assert_eq!(waiter.body["rotated"], true);
+    let warnings = waiter.body["warnings"].to_string();
+    assert!(
+        warnings.contains("its run failed") && warnings.contains("InvalidClientTokenId"),
+        "{warnings}"
+    );
+    assert_eq!(bed.sts.minted().len(), 1);
+    let texts = texts(&apps);
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_trigger_that_waits_too_long_for_the_lease_says_so_and_mints_nothing() {
+    let bed = bed_with_storage().await;
+    let holder_app = App::spawn(env(&bed)).await;
+    let waiter_app = App::spawn(settings(
+        &bed,
+        &[
+            ("RotationLeaseSeconds", "15"),
+            ("RotationTimeBudgetSeconds", "5"),
+        ],
+        &[],
+    ))
+    .await;
+    holder_app.wait_warm_up(1).await;
+    waiter_app.wait_warm_up(1).await;
+    bed.sts.faults.set_latency(Duration::from_secs(4));
+
+    let (holder, waiter) = tokio::join!(
+        holder_app.http_rotate("POST", &[("force", "true")], None),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            waiter_app
+                .http_rotate("POST", &[("force", "true")], None)
+                .await
+        }
+    );
+
+    assert_eq!(holder.status, 200, "{:?}", holder.body);
+    assert_eq!(waiter.status, 409, "{:?}", waiter.body);
+    assert_eq!(waiter.body["error"]["code"], "RotationLeaseHeld");
+    assert!(waiter.body["error"]["message"]
+        .to_string()
+        .contains("nothing was minted here"));
+    assert_eq!(bed.sts.minted().len(), 1, "only the holder minted");
+    let texts = [holder_app.all_text(), waiter_app.all_text()];
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
 }

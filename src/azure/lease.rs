@@ -55,6 +55,8 @@ pub enum LeaseError {
 pub struct Holder {
     /// Leased right now.
     pub leased: bool,
+    /// The last lease ran out without being released (its holder crashed or was killed).
+    pub expired: bool,
     /// What the last holder recorded when it finished (see [`LeaseStore::release`]).
     pub metadata: HashMap<String, String>,
 }
@@ -318,6 +320,7 @@ impl LeaseStore {
             .map_err(|e| self.error("reading the lease", e))?;
         Ok(Holder {
             leased: matches!(r.lease_state().ok().flatten(), Some(LeaseState::Leased)),
+            expired: matches!(r.lease_state().ok().flatten(), Some(LeaseState::Expired)),
             metadata: r.metadata().unwrap_or_default(),
         })
     }

@@ -288,8 +288,15 @@ impl RotationService {
             let turn = self.lease_turn.clone().lock_owned().await;
             match tokio::time::timeout(self.lease_call_bound(), store.acquire(&blob)).await {
                 Ok(Ok(Some(id))) => {
+                    let mut notes = holder_notes(&holder.metadata, arrived, started);
+                    if holder.expired {
+                        notes.push(format!(
+                            "another instance held the rotation lease while this trigger waited ({} ms) and let it expire without releasing it (it crashed or was killed); this run went on by itself",
+                            started.elapsed().as_millis()
+                        ));
+                    }
                     let info = HolderInfo {
-                        notes: holder_notes(&holder.metadata, arrived, started),
+                        notes,
                         published: parse_time(&holder.metadata, meta::MINTED_AT)
                             .zip(parse_time(&holder.metadata, meta::PUBLISHED_AT)),
                     };

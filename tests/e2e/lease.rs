@@ -146,6 +146,13 @@ async fn a_holder_killed_mid_rotation_is_followed_by_a_rotation_once_its_lease_e
         waited >= Duration::from_secs(5),
         "it waited for the dead holder's lease to expire: {waited:?}"
     );
+    assert!(
+        answer.body["warnings"]
+            .to_string()
+            .contains("let it expire without releasing it"),
+        "{:?}",
+        answer.body
+    );
     let bundle = bed.vault.latest("AwsSessionCredentials").unwrap();
     assert_eq!(
         bundle.tags.unwrap()["access-key-id"],

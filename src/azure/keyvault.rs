@@ -79,6 +79,8 @@ pub struct StoredSecret {
     pub tags: BTreeMap<String, String>,
     pub content_type: Option<String>,
     pub expires: Option<DateTime<Utc>>,
+    /// When this version was written (the vault's clock).
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// A version's metadata, from a listing (no value).
@@ -293,6 +295,7 @@ impl Vaults {
             tags: model.tags.unwrap_or_default().into_iter().collect(),
             content_type: model.content_type,
             expires: attributes.expires.and_then(to_chrono),
+            created: attributes.created.and_then(to_chrono),
         })
     }
 

@@ -15,8 +15,8 @@
 //! when the command is not found, 126 when it cannot be run).
 
 pub mod consumers;
-pub mod revoke;
 pub mod fresh;
+pub mod revoke;
 pub mod rotate;
 pub mod serve;
 pub mod sso;

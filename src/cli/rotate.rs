@@ -193,6 +193,18 @@ pub async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
     for t in s.targets.all() {
         println!("publishes: {t}");
     }
+    match &s.lease_store {
+        Some(store) => println!(
+            "lease:     {}; blob {}/{} for {} s, renewed while a run lasts",
+            store.describe(),
+            crate::azure::lease::CONTAINER,
+            crate::rotation::lease::blob_name(&s),
+            s.lease_duration.as_secs()
+        ),
+        None => println!(
+            "lease:     none (AzureWebJobsStorage is not set): rotations are not coordinated across instances"
+        ),
+    }
     println!(
         "duration:  {} s; a set younger than {} s is fresh",
         s.session_duration_secs,

@@ -10,6 +10,40 @@ use azure_core::credentials::TokenCredential;
 use crate::azure::keyvault::{VaultOptions, Vaults};
 use crate::settings::Settings;
 
+/// The lease store: the app's identity (or the user-assigned one `AzureWebJobsStorage__clientId`
+/// names) for the identity-based form; no retries, since a run bounds each lease call and goes on
+/// without the lease when storage does not answer.
+fn lease_store(
+    settings: &Settings,
+    storage: &crate::settings::storage::StorageSettings,
+    credential: &Arc<dyn TokenCredential>,
+    http: &reqwest::Client,
+) -> anyhow::Result<crate::azure::lease::LeaseStore> {
+    use crate::settings::storage::StorageAuth;
+    let options = azure_core::http::ClientOptions {
+        transport: Some(azure_core::http::Transport::new(Arc::new(http.clone()))),
+        retry: azure_core::http::RetryOptions::none(),
+        ..Default::default()
+    };
+    let credential = match &storage.auth {
+        StorageAuth::Identity {
+            client_id: Some(id),
+        } => crate::azure::identity::credential(
+            &crate::azure::identity::AzureIdentity::ManagedIdentity {
+                client_id: Some(id.clone()),
+            },
+            options.clone(),
+        )?,
+        _ => credential.clone(),
+    };
+    Ok(crate::azure::lease::LeaseStore::new(
+        storage,
+        credential,
+        options,
+        settings.lease_duration,
+    ))
+}
+
 /// What every target's service shares.
 pub struct Clients {
     pub(super) credential: Arc<dyn TokenCredential>,
@@ -18,6 +52,8 @@ pub struct Clients {
     /// The HTTP client every Azure call shares (Resource Manager's too).
     pub(super) http: reqwest::Client,
     aws: tokio::sync::Mutex<BTreeMap<(String, u64), aws_config::SdkConfig>>,
+    /// The rotation lease's store, when `AzureWebJobsStorage` names one.
+    pub(super) lease: Option<Arc<crate::azure::lease::LeaseStore>>,
 }
 
 impl Clients {
@@ -35,12 +71,22 @@ impl Clients {
             crate::azure::identity::credential(&settings.identity, client_options.clone())?;
         let vaults = Vaults::new(credential.clone(), vault_options, http.clone())
             .with_write_pacing(writes_per_10s);
+        let lease = match &settings.lease_store {
+            Some(storage) => Some(Arc::new(lease_store(
+                settings,
+                storage,
+                &credential,
+                &http,
+            )?)),
+            None => None,
+        };
         Ok(Self {
             credential,
             client_options,
             vaults: Arc::new(vaults),
             http,
             aws: tokio::sync::Mutex::default(),
+            lease,
         })
     }
 

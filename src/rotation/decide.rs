@@ -23,6 +23,8 @@ pub enum Decision {
 pub struct Published {
     pub tags: BTreeMap<String, String>,
     pub expires: Option<DateTime<Utc>>,
+    /// When this version of the bundle was written.
+    pub published_at: Option<DateTime<Utc>>,
 }
 
 impl Published {
@@ -55,7 +57,9 @@ pub fn revoked_before_of(tags: &BTreeMap<String, String>) -> Option<DateTime<Utc
 /// than `min_interval` ago, will not expire within `min_interval`, and was minted under the
 /// same settings (`wanted`: mode, role, source key id, duration). A trigger forced at
 /// `forced_since` finds it fresh only when it was minted at or after that moment, under the same
-/// settings — by another instance that held the lease meanwhile — and otherwise mints.
+/// settings — by another instance that held the lease meanwhile — or published at or after it
+/// (nobody could hold that set when the trigger was sent: the rule of single flight,
+/// `flight::satisfies_force`, across instances), and otherwise mints.
 ///
 /// Above both: a set minted before a revocation's cut-off (the bundle's own `revoked-before`
 /// mark, or `revoked_before` of the request) is dead — AWS denies its sessions — so it is never
@@ -80,12 +84,15 @@ pub fn decide(
         }
     }
     if let Some(since) = forced_since {
-        let minted_after =
-            bundle.and_then(|b| b.minted_at().filter(|m| *m >= since).map(|m| (b, m)));
+        let minted_after = bundle.and_then(|b| {
+            b.minted_at()
+                .filter(|m| *m >= since || b.published_at.is_some_and(|p| p >= since))
+                .map(|m| (b, m))
+        });
         return match minted_after {
             Some((b, minted)) if same_settings(b, wanted).is_none() && minted <= now => {
                 Decision::Fresh(format!(
-                    "forced, and a set was minted at {} under the same settings, after the trigger arrived",
+                    "forced, and a set was minted at {} under the same settings and published after the trigger arrived",
                     minted.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 ))
             }
@@ -173,6 +180,7 @@ mod tests {
         Published {
             tags: t,
             expires: Some(at(expires)),
+            published_at: None,
         }
     }
 
@@ -289,6 +297,21 @@ mod tests {
             now,
         );
         assert_eq!(changed, Decision::Rotate("forced".into()));
+    }
+
+    /// Issue #17: a set another instance minted just before the trigger arrived but published
+    /// after it answers the trigger, as within one process.
+    #[test]
+    fn a_forced_trigger_accepts_a_set_published_after_it_arrived() {
+        let mut p = published("2030-01-01T00:00:10Z", "2030-01-01T02:00:00Z");
+        let since = at("2030-01-01T00:00:11Z");
+        let now = at("2030-01-01T00:00:20Z");
+        p.published_at = Some(at("2030-01-01T00:00:12Z"));
+        let d = decide(Some(since), None, Some(&p), &wanted(), FIVE_MIN, now);
+        assert!(matches!(d, Decision::Fresh(_)), "{d:?}");
+        p.published_at = Some(at("2030-01-01T00:00:10.500Z"));
+        let d = decide(Some(since), None, Some(&p), &wanted(), FIVE_MIN, now);
+        assert_eq!(d, Decision::Rotate("forced".into()));
     }
 
     /// Issue #15 L7.

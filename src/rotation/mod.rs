@@ -14,7 +14,8 @@
 //! hold the new set. Warm, that is four sequential round trips: read, mint, verify, publish.
 //!
 //! Around it: the IAM user's own key rotation ([`source_key`], before minting and after
-//! publishing), single flight within a process ([`flight`]), version hygiene after a publish
+//! publishing), single flight within a process ([`flight`]) and one rotation across instances
+//! (a blob lease per target, taken concurrently with the reads: [`lease`]), version hygiene after a publish
 //! ([`hygiene`]), the read-only state for `GET HttpRotate` ([`state`]), the clients every target
 //! shares ([`clients`]), every target of a targets file ([`fleet`]), and what `stsbridge revoke`
 //! reads and marks on the published bundle (`revocation.rs`, issue #20). Nothing here names an
@@ -25,6 +26,7 @@ pub mod decide;
 pub mod fleet;
 mod flight;
 pub mod hygiene;
+pub mod lease;
 mod mint;
 mod publish;
 mod read;
@@ -86,6 +88,21 @@ pub struct RotationService {
     web_identity: Option<Arc<dyn TokenCredential>>,
     inflight: Mutex<Option<flight::InFlight>>,
     side: side::SideTasks,
+    /// The rotation lease's store (`AzureWebJobsStorage`), shared by every target.
+    lease: Option<Arc<crate::azure::lease::LeaseStore>>,
+    /// This process's turn with the target's lease (see [`lease`]).
+    lease_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a run leaves for [`RotationService::run`] besides its result.
+#[derive(Default)]
+struct RunContext {
+    /// The published set's expiry, for the warning of a failed run.
+    published_expiry: Option<DateTime<Utc>>,
+    /// The lease this run holds, released after its side work's key steps.
+    lease: Option<lease::LeaseGuard>,
+    /// Warnings about the coordination (the holder failed; the lease store unusable).
+    notes: Vec<String>,
 }
 
 impl std::fmt::Debug for RotationService {
@@ -138,6 +155,8 @@ impl RotationService {
             settings,
             inflight: Mutex::default(),
             side: side::SideTasks::default(),
+            lease: clients.lease.clone(),
+            lease_turn: Arc::default(),
         })
     }
 
@@ -148,17 +167,30 @@ impl RotationService {
         request: Request,
         forced_since: &Mutex<Option<DateTime<Utc>>>,
     ) -> Result<Report, Failure> {
-        let mut published_expiry = None;
-        let result = self
-            .run_inner(request, forced_since, &mut published_expiry)
-            .await;
+        let mut cx = RunContext::default();
+        let result = self.run_inner(request, forced_since, &mut cx).await;
+        let result = match result {
+            Ok((mut report, plan)) => {
+                report.warnings.extend(cx.notes);
+                Ok((report, plan))
+            }
+            Err(mut failure) => {
+                failure.warnings.extend(cx.notes);
+                Err(failure)
+            }
+        };
+        let lease = cx.lease.map(|guard| {
+            let recorded = lease::record(result.as_ref().map(|(r, _)| r));
+            (guard, recorded)
+        });
         match result {
             Ok((report, plan)) => {
-                self.spawn_side_work(report.rotated.then(|| report.versions.clone()), plan);
+                self.spawn_side_work(report.rotated.then(|| report.versions.clone()), plan, lease);
                 Ok(report)
             }
             Err(mut failure) => {
-                if let Some(exp) = published_expiry {
+                self.spawn_side_work(None, None, lease);
+                if let Some(exp) = cx.published_expiry {
                     let left = exp.signed_duration_since(Utc::now()).num_seconds();
                     if left <= 0 {
                         failure
@@ -180,23 +212,55 @@ impl RotationService {
         &self,
         request: Request,
         forced_since: &Mutex<Option<DateTime<Utc>>>,
-        published_expiry: &mut Option<DateTime<Utc>>,
+        cx: &mut RunContext,
     ) -> Result<(Report, Option<source_key::Plan>), Failure> {
         let started = Instant::now();
+        let started_at = Utc::now();
         let s = &self.settings;
 
-        // Read, concurrently.
-        let (source, current, token) = tokio::join!(
+        // Read, concurrently, and take the target's lease meanwhile.
+        let (mut source, mut current, mut token, mut coordination) = tokio::join!(
             self.read_source(),
             self.read_current(),
             self.web_identity_token(),
+            self.take_lease(),
         );
+        let mut holder = lease::HolderInfo::default();
+        let mut waited_since = None;
+        if matches!(coordination, lease::Coordination::Busy) {
+            waited_since = Some(started_at);
+            // Another instance is at work: wait for it, then read what it left.
+            (coordination, holder) = self.wait_for_lease(started, started_at).await?;
+            (source, current, token) = tokio::join!(
+                self.read_source(),
+                self.read_current(),
+                self.web_identity_token(),
+            );
+        }
+        cx.notes.append(&mut holder.notes);
+        let may_start_key_rotation = coordination.may_start_key_rotation();
+        match coordination {
+            lease::Coordination::Held(guard) => cx.lease = Some(guard),
+            lease::Coordination::Unavailable(why) => {
+                tracing::warn!("{}", lease::unavailable_warning(&why));
+                cx.notes.push(lease::unavailable_warning(&why));
+            }
+            lease::Coordination::NotConfigured | lease::Coordination::Busy => {}
+        }
         let (source, current, token) = (source?, current?, token?);
         let now = Utc::now();
         let mut plan = match source {
             Some(read) => Some(
-                self.prepare_source_key(read, request.rotate_source_key, now)
-                    .await?,
+                self.prepare_source_key(
+                    read,
+                    request.rotate_source_key,
+                    source_key::Gate {
+                        may_start: may_start_key_rotation,
+                        waited_since,
+                    },
+                    now,
+                )
+                .await?,
             ),
             None => None,
         };
@@ -205,8 +269,14 @@ impl RotationService {
         // Decide. The force flag is read now, not at the start: a forced trigger that joined
         // during the reads upgrades this run (see `flight`).
         let wanted = s.fingerprint(keys.as_ref().map(|k| k.access_key_id.as_str()));
-        let bundle = current.bundle_published();
-        *published_expiry = bundle.as_ref().and_then(|b| b.expires);
+        let mut bundle = current.bundle_published();
+        if let (Some(b), Some((minted, published))) = (bundle.as_mut(), holder.published) {
+            // The holder we waited for says, to the millisecond, when it published this set.
+            if b.minted_at() == Some(minted) {
+                b.published_at = Some(published);
+            }
+        }
+        cx.published_expiry = bundle.as_ref().and_then(|b| b.expires);
         let forced_since = *forced_since.lock().expect("no panics while held");
         let decision = decide(
             forced_since,

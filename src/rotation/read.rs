@@ -24,6 +24,7 @@ impl Current {
         self.bundle.as_ref().map(|b| Published {
             tags: b.tags.clone(),
             expires: b.expires,
+            published_at: b.created,
         })
     }
 

@@ -96,6 +96,8 @@ pub enum Step {
     ReadCurrent,
     Token,
     SourceKey,
+    /// Waiting for the rotation lease another instance holds.
+    Lease,
     Mint,
     Verify,
     Publish,

@@ -22,6 +22,7 @@ impl RotationService {
         Ok(current.map(|b| Published {
             tags: b.tags,
             expires: b.expires,
+            published_at: b.created,
         }))
     }
 

@@ -3,13 +3,17 @@
 //! version hygiene. The answer waits for read → mint → verify → publish and nothing else, so a
 //! slow or hanging IAM or a vault full of versions never holds it.
 //!
+//! The rotation lease ([`super::lease`]) is released here too, right after the source key's
+//! bookkeeping (deleting a previous key is a key rotation step: it runs under the lease), and
+//! at once when there is none — concurrently with the hygiene, which needs no lease.
+//!
 //! Each job has its own timeout ([`RotationService::side_budget`], a quarter of the rotation
 //! budget); its outcome is logged, kept for `GET HttpRotate` ([`RotationService::last_side_work`])
 //! and shown in the next report (`previousSideWork`). At the end of a process: `serve` keeps it
 //! running in the background and, on SIGTERM, waits for it within a bound; the CLI awaits it
 //! ([`RotationService::settle`]) before it exits and prints it in its report (`sideWork`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +22,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use super::lease::LeaseGuard;
 use super::source_key::Plan;
 use super::RotationService;
 
@@ -64,14 +69,19 @@ impl RotationService {
     }
 
     /// Starts a finished run's side work: the source key's bookkeeping (`plan`), and version
-    /// hygiene when the run published (`published`: the versions it wrote).
+    /// hygiene when the run published (`published`: the versions it wrote); then releases the
+    /// run's lease with its recorded outcome.
     pub(super) fn spawn_side_work(
         self: &Arc<Self>,
         published: Option<BTreeMap<String, String>>,
         plan: Option<Plan>,
+        lease: Option<(LeaseGuard, HashMap<String, String>)>,
     ) {
         let bookkeeping_due = plan.as_ref().is_some_and(Plan::has_side_work);
         if published.is_none() && !bookkeeping_due {
+            if let Some((guard, recorded)) = lease {
+                self.track(tokio::spawn(guard.release(recorded)));
+            }
             return;
         }
         let me = self.clone();
@@ -85,16 +95,23 @@ impl RotationService {
                         None => Done::default(),
                     }
                 }),
-                timed(budget, "the source key's bookkeeping", async {
-                    match plan {
-                        Some(mut plan) if bookkeeping_due => {
-                            let before = plan.report.actions.len();
-                            let warnings = me.finish_source_key(&mut plan, now).await;
-                            (plan.report.actions.split_off(before), warnings)
+                async {
+                    let done = timed(budget, "the source key's bookkeeping", async {
+                        match plan {
+                            Some(mut plan) if bookkeeping_due => {
+                                let before = plan.report.actions.len();
+                                let warnings = me.finish_source_key(&mut plan, now).await;
+                                (plan.report.actions.split_off(before), warnings)
+                            }
+                            _ => Done::default(),
                         }
-                        _ => Done::default(),
+                    })
+                    .await;
+                    if let Some((guard, recorded)) = lease {
+                        guard.release(recorded).await;
                     }
-                }),
+                    done
+                },
             );
             let outcome = SideWork {
                 finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -110,6 +127,11 @@ impl RotationService {
             }
             *me.side.last.lock().expect("no panics while held") = Some(outcome);
         });
+        self.track(task);
+    }
+
+    /// Keeps a background task for [`RotationService::settle`].
+    fn track(&self, task: JoinHandle<()>) {
         let mut running = self.side.running.lock().expect("no panics while held");
         running.retain(|t| !t.is_finished());
         running.push(task);
@@ -160,19 +182,23 @@ impl RotationService {
 impl RotationService {
     /// Start-up warm-up (issue #17): what a first rotation in a new process would otherwise pay
     /// for sequentially — the identity token, the vault's authentication challenge and TLS
-    /// connection (a read of the published set), the Entra token of web-identity mode, and the
-    /// TLS connection to STS (`GetCallerIdentity` with the IAM user's key, which also says at
+    /// connection (a read of the published set), the Entra token of web-identity mode, the
+    /// connection to the lease store (a read of the lease's state), and the TLS connection to STS (`GetCallerIdentity` with the IAM user's key, which also says at
     /// start-up whether STS takes it). `serve` runs it in the background once it is ready, so
     /// it never delays readiness; it changes nothing, and its failures are only logged (the
     /// first rotation reports them properly).
     pub async fn warm_up(&self) {
         let name = self.settings.name.as_deref().unwrap_or("default");
-        let (source, current, token) = tokio::join!(
+        let (source, current, token, lease) = tokio::join!(
             self.read_source(),
             self.read_current(),
             self.web_identity_token(),
+            self.warm_lease(),
         );
         let mut problems = vec![];
+        if let Err(e) = lease {
+            problems.push(e);
+        }
         if let Err(f) = &current {
             problems.push(f.message.clone());
         }

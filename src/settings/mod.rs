@@ -14,6 +14,7 @@
 mod local;
 mod mode;
 pub(crate) mod reader;
+pub mod storage;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -262,6 +263,10 @@ pub struct Settings {
     /// here, as the templates set it), and whether it was given.
     pub timer_interval: Duration,
     pub timer_schedule_given: bool,
+    /// Where the rotation lease lives (`AzureWebJobsStorage`); `None`: no lease, a warning.
+    pub lease_store: Option<storage::StorageSettings>,
+    /// `RotationLeaseSeconds`.
+    pub lease_duration: Duration,
     /// Things that are allowed but worth saying (printed at start-up and by `check`).
     pub warnings: Vec<String>,
 }
@@ -452,6 +457,28 @@ fn check_challenge_switch(r: &mut Reader, vault: &Vault, targets: &Targets, mode
     }
 }
 
+/// The rotation lease's store: `AzureWebJobsStorage` in the forms the Functions host reads.
+fn read_storage(r: &mut Reader) -> Option<storage::StorageSettings> {
+    let raw = storage::Raw {
+        connection_string: r.get("AzureWebJobsStorage"),
+        account_name: r.get("AzureWebJobsStorage__accountName"),
+        blob_service_uri: r.get("AzureWebJobsStorage__blobServiceUri"),
+        credential: r.get("AzureWebJobsStorage__credential"),
+        client_id: r.get("AzureWebJobsStorage__clientId"),
+    };
+    match storage::parse(raw) {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            r.warnings.push("AzureWebJobsStorage is not set: rotations are not coordinated across instances (no rotation lease), so scaled-out instances or a CLI run may each mint; in Azure the Functions host sets it".into());
+            None
+        }
+        Err((setting, message)) => {
+            r.error(setting, message);
+            None
+        }
+    }
+}
+
 /// A source key the app cannot write back is not rotated: say so unless rotation is off.
 fn warn_unwritable_source(r: &mut Reader, mode: Option<&Mode>, max_age_days: u64) {
     let Some(source) = mode.and_then(Mode::source) else {
@@ -504,6 +531,8 @@ impl Settings {
             },
         };
         let identity = read_identity(&mut r, map);
+        let lease_store = read_storage(&mut r);
+        let lease_duration = seconds(&mut r, "RotationLeaseSeconds");
         warn_unwritable_source(&mut r, mode.as_ref(), source_key_max_age_days);
         check_challenge_switch(&mut r, &vault, &targets, mode.as_ref());
 
@@ -533,6 +562,8 @@ impl Settings {
             arm_endpoint,
             timer_interval,
             timer_schedule_given,
+            lease_store,
+            lease_duration,
             warnings,
         })
     }

@@ -121,6 +121,8 @@ pub const SETTINGS: &[Def] = &[
     // Azure consumers of the published secrets.
     def("RefreshAppSettingsOf", Target, Text, None, "App Service / Function App resource IDs whose Key Vault references are re-resolved after a publish"),
     def("AzureResourceManagerEndpoint", App, Text, Some("https://management.azure.com"), "the Resource Manager endpoint (the token is for <endpoint>/.default)"),
+    // One rotation across instances (issue #17): a blob lease per target in the app's storage.
+    def("RotationLeaseSeconds", App, Number { min: 15, max: 60 }, Some("20"), "the rotation lease's duration; renewed while a run lasts, it expires by itself when a holder dies"),
     // Read by the Functions host.
     def("TimerSchedule", App, Text, None, "TimerRotate's six-field NCRONTAB schedule"),
     // Standard variables.
@@ -144,6 +146,11 @@ pub const SETTINGS: &[Def] = &[
     def("RUST_LOG", Standard, Text, None, "the log level of stsbridge's own messages"),
     def("WEBSITE_SITE_NAME", Standard, Text, None, "the Function App's name (the default role session name)"),
     def("HOSTNAME", Standard, Text, None, "the host name (the default role session name outside Azure)"),
+    def("AzureWebJobsStorage", Standard, Text, None, "the app's storage: a connection string (the rotation lease's store)"),
+    def("AzureWebJobsStorage__accountName", Standard, Text, None, "identity-based storage: the account name"),
+    def("AzureWebJobsStorage__blobServiceUri", Standard, Text, None, "identity-based storage: the Blob service endpoint"),
+    def("AzureWebJobsStorage__credential", Standard, Text, None, "identity-based storage: `managedidentity`"),
+    def("AzureWebJobsStorage__clientId", Standard, Text, None, "identity-based storage: a user-assigned identity's client id"),
     def("AzureWebJobsScriptRoot", Standard, Text, None, "the app root (where targets.json is looked for)"),
     def("FUNCTIONS_CUSTOMHANDLER_PORT", Standard, Text, None, "the port `serve` binds"),
     def("XDG_CACHE_HOME", Standard, Text, None, "where credential-process --cache keeps its file"),

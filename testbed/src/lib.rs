@@ -7,6 +7,8 @@
 //! - [`sts`]: the STS/IAM Query-API front that forwards to [`moto`] and adds real AWS errors.
 //! - [`sso`]: IAM Identity Center's SSO OIDC and portal APIs (device sign-in, role credentials).
 //! - [`arm`]: the Resource Manager calls that refresh App Service apps' Key Vault references.
+//! - [`storage`]: Azurite, the Azure Storage emulator, as the app's `AzureWebJobsStorage` (only
+//!   when [`Options::storage`] asks for it).
 //! - [`faults`]: latency, error, throttling and dropped-connection injection for both servers.
 //! - [`tls`]: the throw-away CA (trusted by clients through `SSL_CERT_FILE`).
 //! - [`serve`]: the accept loop (plain or TLS, able to drop connections).
@@ -23,6 +25,7 @@ pub mod keyvault;
 pub mod moto;
 pub mod serve;
 pub mod sso;
+pub mod storage;
 pub mod sts;
 pub mod tls;
 
@@ -64,6 +67,11 @@ pub struct Options {
     pub vault_host: String,
     /// Where to keep the CA and generated files; a temporary directory when `None`.
     pub dir: Option<PathBuf>,
+    /// Start Azurite and set `AzureWebJobsStorage` (the rotation lease's store).
+    pub storage: bool,
+    /// With `storage`: Azurite over HTTPS with OAuth, and the identity-based settings
+    /// (`AzureWebJobsStorage__blobServiceUri`, `__credential`) instead of a connection string.
+    pub storage_identity: bool,
 }
 
 impl Default for Options {
@@ -72,6 +80,8 @@ impl Default for Options {
             resource: "https://vault.test".into(),
             vault_host: "kv.vault.test".into(),
             dir: None,
+            storage: false,
+            storage_identity: false,
         }
     }
 }
@@ -87,6 +97,8 @@ pub struct TestBed {
     pub source: SourceKeys,
     pub ca_file: PathBuf,
     pub moto: moto::Moto,
+    /// Azurite, when [`Options::storage`] asked for it.
+    pub storage: Option<storage::Azurite>,
     kv_server: serve::Server,
     identity_server: serve::Server,
     login_server: serve::Server,
@@ -118,7 +130,24 @@ impl TestBed {
         let tls = tls::Tls::generate(&dir, std::slice::from_ref(&options.vault_host))?;
         let issuer = identity::TokenIssuer::new(identity::IdentityConfig::default());
         let vault = keyvault::KeyVault::new(&options.resource, issuer.clone());
-        let moto = moto::Moto::start().await?;
+        let access = match options.storage_identity {
+            true => {
+                // Tokens for storage exist in the tenant (Azurite checks their audience).
+                issuer.add_audience("https://storage.azure.com");
+                storage::Access::Identity {
+                    cert: tls.leaf_file.clone(),
+                    key: tls.leaf_key_file.clone(),
+                }
+            }
+            false => storage::Access::SharedKey,
+        };
+        let (moto, storage) = tokio::join!(moto::Moto::start(), async {
+            match options.storage {
+                true => storage::Azurite::start(access).await.map(Some),
+                false => Ok(None),
+            }
+        });
+        let (moto, storage) = (moto?, storage?);
         let sts = sts::StsFront::new(&moto.url);
 
         let kv_server = serve::Server::bind_and_spawn(
@@ -166,6 +195,7 @@ impl TestBed {
             source,
             ca_file: tls.ca_file,
             moto,
+            storage,
             kv_server,
             identity_server,
             login_server,
@@ -267,6 +297,7 @@ impl TestBed {
             ("AzureResourceManagerEndpoint", self.arm_url()),
         ]
         .into_iter()
+        .chain(self.storage.iter().flat_map(storage::Azurite::app_settings))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -277,6 +308,9 @@ impl TestBed {
     /// searches captured output for these.
     pub fn secret_values(&self) -> Vec<String> {
         let mut out = vec![self.source.secret_access_key.clone()];
+        if self.storage.is_some() {
+            out.push(storage::ACCOUNT_KEY.to_string());
+        }
         for m in self.sts.minted() {
             out.push(m.secret_access_key);
             out.push(m.session_token);

@@ -14,6 +14,10 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 pub struct Tls {
     pub ca_pem: String,
     pub ca_file: PathBuf,
+    /// The leaf certificate and its key as PEM files (`dir/leaf.pem`, `dir/leaf-key.pem`), for
+    /// servers that read them from files (Azurite's `--cert`/`--key`).
+    pub leaf_file: PathBuf,
+    pub leaf_key_file: PathBuf,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -46,6 +50,13 @@ impl Tls {
         std::fs::write(&ca_file, &ca_pem)
             .with_context(|| format!("writing {}", ca_file.display()))?;
 
+        let leaf_file = dir.join("leaf.pem");
+        std::fs::write(&leaf_file, leaf_cert.pem())
+            .with_context(|| format!("writing {}", leaf_file.display()))?;
+        let leaf_key_file = dir.join("leaf-key.pem");
+        std::fs::write(&leaf_key_file, leaf_key.serialize_pem())
+            .with_context(|| format!("writing {}", leaf_key_file.display()))?;
+
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let key_der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
             .map_err(|e| anyhow::anyhow!("leaf key: {e}"))?;
@@ -57,6 +68,8 @@ impl Tls {
         Ok(Self {
             ca_pem,
             ca_file,
+            leaf_file,
+            leaf_key_file,
             server_config: Arc::new(server_config),
         })
     }

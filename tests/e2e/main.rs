@@ -15,6 +15,8 @@
 //!   boto3 and the AWS SDK for Rust configured only through the container-provider variables;
 //! - `docs`: the shell blocks of README.md and docs/ marked `<!-- testbed: runs -->`, run;
 //! - `failures`: upstream refusals, unreachable services, partial publish, bad settings, bad input;
+//! - `lease`: one rotation across instances: `serve` processes sharing a storage account (Azurite)
+//!   and its blob lease per target;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
 //! - `properties`: property tests of the parsers of outside input (never panic);
@@ -29,6 +31,7 @@ mod docs;
 mod endpoint;
 mod failures;
 mod http_rotate;
+mod lease;
 mod lifecycle;
 mod modes;
 mod properties;

@@ -210,6 +210,12 @@ impl App {
         }
     }
 
+    /// Kills the process outright (SIGKILL): a crash, with no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits (up to 40 s) for the process to exit; its exit code.
     pub async fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(40);

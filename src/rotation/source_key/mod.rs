@@ -166,6 +166,18 @@ pub struct SourceRead {
     pub secret: Option<StoredSecret>,
 }
 
+/// What the rotation lease allows this run (issue #17).
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// `Err(why)` when the lease store could not be used: no new key rotation starts.
+    pub may_start: Result<(), String>,
+    /// When the run started, if it waited for another run's lease: a key rotation that run
+    /// completed after this one started answers a request to rotate. (The protocol's tags are
+    /// whole seconds, so without a wait a rotation finished just before could pass for one
+    /// finished after.)
+    pub waited_since: Option<DateTime<Utc>>,
+}
+
 /// What is left to do after the credentials are published.
 #[derive(Clone, Debug)]
 pub enum After {

@@ -1,10 +1,10 @@
 //! Before minting: resume an interrupted rotation of the IAM user's key, start one when it is due
 //! or asked for, or leave the key alone (another target owns it, another run is at work on it).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::{
-    failure, half_stored, now_tag, state_of, tags, time_tag, After, KeyState, Plan,
+    failure, half_stored, now_tag, state_of, tags, time_tag, After, Gate, KeyState, Plan,
     SourceKeyReport, SourceRead, MARKER_MARGIN,
 };
 use crate::azure::keyvault::{NewVersion, StoredSecret};
@@ -17,6 +17,7 @@ impl RotationService {
         &self,
         read: SourceRead,
         requested: bool,
+        gate: Gate,
         now: DateTime<Utc>,
     ) -> Result<Plan, Failure> {
         let mut plan = Plan {
@@ -45,7 +46,7 @@ impl RotationService {
             .complete_half_stored(&mut plan, &refs, id_stored, &secret_stored)
             .await?;
         plan.versions = Some((id_version, secret_stored.version.clone(), tags.clone()));
-        self.next_step(plan, state_of(&tags), &tags, requested, now)
+        self.next_step(plan, state_of(&tags), &tags, requested, gate, now)
             .await
     }
 
@@ -122,6 +123,7 @@ impl RotationService {
         state: KeyState,
         tags: &std::collections::BTreeMap<String, String>,
         requested: bool,
+        gate: Gate,
         now: DateTime<Utc>,
     ) -> Result<Plan, Failure> {
         let s = &self.settings;
@@ -133,6 +135,21 @@ impl RotationService {
                 plan.report.previous_access_key_id = Some(previous.clone());
                 plan.report.access_key_id = Some(plan.keys.access_key_id.clone());
                 plan.after = After::Deactivate { previous };
+                Ok(plan)
+            }
+            // Another instance rotated the key while this trigger waited for the lease: that
+            // rotation answers this request too (as a set minted after a forced trigger arrived).
+            KeyState::Deactivated { previous, at }
+                if requested
+                    && gate
+                        .waited_since
+                        .is_some_and(|since| at >= since.trunc_subsecs(0)) =>
+            {
+                plan.report.actions.push(format!(
+                    "another run rotated the IAM user's key at {}, after this request arrived; not rotated again",
+                    now_tag(at)
+                ));
+                plan.after = After::DeleteWhenDue { previous, at };
                 Ok(plan)
             }
             KeyState::Deactivated { previous, at } if !requested => {
@@ -195,6 +212,23 @@ impl RotationService {
                     if max_age > 0 && created.is_none() && !denied {
                         plan.after = After::LearnAge;
                     }
+                    return Ok(plan);
+                }
+                // A new rotation starts only under the rotation lease (issue #17); one already
+                // started (`Creating`) is finished.
+                if let (Err(why), false) = (&gate.may_start, matches!(state, KeyState::Creating { .. })) {
+                    let message = format!("a new rotation of the IAM user's key starts only under the rotation lease, and it could not be used ({why})");
+                    if requested {
+                        return Err(Failure::new(
+                            Step::SourceKey,
+                            Kind::Unreachable,
+                            "RotationLeaseUnavailable",
+                            format!("{message}: nothing was minted; make the storage account (AzureWebJobsStorage) reachable and try again"),
+                        ));
+                    }
+                    plan.report
+                        .actions
+                        .push(format!("not started: {message}; minted with the stored key"));
                     return Ok(plan);
                 }
                 let orphan_window = match state {

@@ -1,0 +1,233 @@
+//! Azurite (npm `azurite`, pinned to 3.35.0: the last release that runs on Node 20), Microsoft's
+//! Azure Storage emulator, as the app's `AzureWebJobsStorage` — where the rotation lease lives.
+//!
+//! Installed into the workspace's `.azurite/` by `scripts/setup.sh`; only the Blob service is
+//! started (`azurite-blob`), on a free loopback port, with `--inMemoryPersistence` and
+//! `--skipApiVersionCheck` (the Rust SDK sends a newer API version than 3.35.0 knows). It costs
+//! about 0.8 s and 110 MB, so only tests that need storage start it ([`crate::Options::storage`]).
+//! Killed when the [`Azurite`] value is dropped, or [`Azurite::stop`]ped to make storage
+//! unreachable; on Linux it also dies with the test process.
+//!
+//! Clients reach it through a small TCP relay of ours, which adds [`Azurite::set_latency`] to
+//! every chunk a client sends (one per request for the lease's small requests), as the other
+//! servers' `faults` do: the benchmarks measure round trips with the same latency on storage.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use anyhow::{bail, Context};
+
+/// The development account Azurite serves (public, documented by Microsoft).
+pub const ACCOUNT: &str = "devstoreaccount1";
+pub const ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// How clients authenticate to Azurite.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Plain http; the account key (and SASes derived from it).
+    SharedKey,
+    /// HTTPS with this certificate and key (PEM files), and Azurite's basic OAuth check
+    /// (`--oauth basic`: an Entra-shaped token's issuer, audience and times, not its signature)
+    /// besides the key: the identity-based `AzureWebJobsStorage__blobServiceUri` form.
+    Identity { cert: PathBuf, key: PathBuf },
+}
+
+pub struct Azurite {
+    child: Option<Child>,
+    https: bool,
+    /// The port clients use (the relay's).
+    pub port: u16,
+    latency: Arc<Mutex<Duration>>,
+    relay: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Where `azurite-blob` is: `$STSBRIDGE_AZURITE_BLOB`, else the workspace's `.azurite/`.
+pub fn azurite_blob_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("STSBRIDGE_AZURITE_BLOB") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".azurite")
+        .join("node_modules")
+        .join(".bin")
+        .join("azurite-blob")
+}
+
+impl Azurite {
+    /// Starts Azurite's Blob service and waits until it answers.
+    pub async fn start(access: Access) -> anyhow::Result<Self> {
+        let program = azurite_blob_path();
+        if !program.exists() {
+            bail!(
+                "{} not found: run scripts/setup.sh (or set STSBRIDGE_AZURITE_BLOB)",
+                program.display()
+            );
+        }
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = crate::moto::free_port()?;
+            let dir = tempfile::Builder::new()
+                .prefix("stsbridge-azurite")
+                .tempdir()?;
+            let mut command = Command::new(&program);
+            command
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+                .args(["--skipApiVersionCheck", "--inMemoryPersistence", "--silent"]);
+            if let Access::Identity { cert, key } = &access {
+                command
+                    .args(["--oauth", "basic", "--cert"])
+                    .arg(cert)
+                    .arg("--key")
+                    .arg(key);
+            }
+            command
+                // Nothing is persisted in memory mode, but Azurite may still write a debug log or
+                // lock file in its working directory: keep that in a directory of our own.
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            crate::moto::die_with_parent(&mut command);
+            let child = command
+                .spawn()
+                .with_context(|| format!("starting {}", program.display()))?;
+            let mut azurite = Azurite {
+                child: Some(child),
+                https: matches!(access, Access::Identity { .. }),
+                port,
+                latency: Arc::default(),
+                relay: None,
+                _dir: dir,
+            };
+            match azurite.wait_ready().await {
+                Ok(()) => {
+                    azurite.start_relay(port).await?;
+                    return Ok(azurite);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("azurite did not start")))
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        // Only "does it answer": the certificate is checked by the clients under test.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("azurite-blob exited early with {status}");
+            }
+            // Any HTTP answer (an authentication error) means it is up.
+            if client.get(self.blob_endpoint()).send().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("azurite-blob did not answer within 30 s")
+    }
+
+    /// Puts the relay in front of Azurite (on `upstream`); clients use its port from now on.
+    async fn start_relay(&mut self, upstream: u16) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        self.port = listener.local_addr()?.port();
+        let latency = self.latency.clone();
+        self.relay = Some(tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let latency = latency.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = cr.read(&mut buf).await?;
+                            if n == 0 {
+                                return sw.shutdown().await;
+                            }
+                            let delay = *latency.lock().unwrap();
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            sw.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    // Either side closing closes both, so a client holding a pooled connection
+                    // sees Azurite go away at once, as it would without the relay.
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                    }
+                });
+            }
+        }));
+        Ok(())
+    }
+
+    /// Latency added to every request to storage.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
+    /// The Blob service endpoint of the development account.
+    pub fn blob_endpoint(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    /// The app settings that point the app at this storage: the connection string, or (over
+    /// HTTPS with OAuth) the identity-based form, which uses the app's managed identity.
+    pub fn app_settings(&self) -> Vec<(&'static str, String)> {
+        if self.https {
+            vec![
+                ("AzureWebJobsStorage__blobServiceUri", self.blob_endpoint()),
+                ("AzureWebJobsStorage__credential", "managedidentity".into()),
+            ]
+        } else {
+            vec![("AzureWebJobsStorage", self.connection_string())]
+        }
+    }
+
+    /// `AzureWebJobsStorage` as a connection string with the account key.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};BlobEndpoint={};",
+            self.blob_endpoint()
+        )
+    }
+
+    /// Stops the emulator and the relay: storage becomes unreachable (connections refused).
+    pub fn stop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,328 @@
+//! One rotation across instances (issue #17, part 2): `stsbridge serve` processes whose
+//! `AzureWebJobsStorage` is a real Azure Storage emulator (Azurite, started by the test bed) take
+//! a blob lease per target: the connection-string form (account key → account SAS), and the
+//! identity-based form (Azurite over HTTPS with `--oauth basic`, a token from the test bed's
+//! managed-identity endpoint for `https://storage.azure.com`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use testbed::{Fault, Options, Rule, TestBed};
+
+use crate::support::{assert_no_secrets, run_cli, settings, stored_key_id, App};
+
+async fn bed_with_storage() -> TestBed {
+    TestBed::start_with(Options {
+        storage: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn bed_with_identity_storage() -> TestBed {
+    TestBed::start_with(Options {
+        storage: true,
+        storage_identity: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The shortest lease the Blob service allows, so a crashed holder's lease expires soon.
+fn env(bed: &TestBed) -> HashMap<String, String> {
+    settings(bed, &[("RotationLeaseSeconds", "15")], &[])
+}
+
+async fn instances(bed: &TestBed, n: usize) -> Vec<App> {
+    let apps = join_all((0..n).map(|_| App::spawn(env(bed)))).await;
+    for app in &apps {
+        app.wait_warm_up(1).await;
+    }
+    apps
+}
+
+/// A SAS signature never leaves the process (errors may quote a request URL: it is redacted).
+fn assert_no_sas(text: &str) {
+    for (i, _) in text.match_indices("sig=") {
+        assert!(
+            text[i..].starts_with("sig=REDACTED"),
+            "a SAS signature leaked: {}",
+            &text[i.saturating_sub(80)..(i + 60).min(text.len())]
+        );
+    }
+}
+
+fn texts(apps: &[App]) -> Vec<String> {
+    apps.iter().map(App::all_text).collect()
+}
+
+/// A burst of forced triggers, two per instance, all at once: one instance takes the lease and
+/// mints; the others wait and answer with its set (minted and published after they arrived).
+async fn a_burst_of_forced_triggers_mints_exactly_once(bed: &TestBed, n: usize) {
+    let apps = instances(bed, n).await;
+    bed.sts.faults.set_latency(Duration::from_millis(300));
+
+    let answers = join_all(
+        apps.iter()
+            .flat_map(|a| [a, a])
+            .map(|a| a.http_rotate("POST", &[("force", "true")], None)),
+    )
+    .await;
+
+    for a in &answers {
+        assert_eq!(a.status, 200, "{:?}", a.body);
+    }
+    assert_eq!(bed.sts.minted().len(), 1, "exactly one mint");
+    let set = answers[0].body["accessKeyId"].as_str().unwrap().to_string();
+    assert!(answers
+        .iter()
+        .all(|a| a.body["accessKeyId"] == set.as_str()));
+    let texts = texts(&apps);
+    for text in &texts {
+        assert_no_sas(text);
+    }
+    assert_no_secrets(bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn two_instances_with_a_burst_of_forced_triggers_mint_exactly_once() {
+    a_burst_of_forced_triggers_mints_exactly_once(&bed_with_storage().await, 2).await;
+}
+
+#[tokio::test]
+async fn identity_based_storage_takes_the_lease_with_an_entra_token() {
+    let bed = bed_with_identity_storage().await;
+    let check = run_cli(&env(&bed), &["check"]).await;
+    assert!(
+        check.stdout.contains("(identity-based)"),
+        "{}",
+        check.stdout
+    );
+
+    a_burst_of_forced_triggers_mints_exactly_once(&bed, 2).await;
+
+    let storage_tokens = bed
+        .issuer
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "https://storage.azure.com" && r.granted)
+        .count();
+    assert!(storage_tokens >= 2, "each instance got a storage token");
+    assert_no_secrets(&bed, &[&check.text()]);
+}
+
+#[tokio::test]
+async fn three_instances_with_a_burst_of_forced_triggers_mint_exactly_once() {
+    a_burst_of_forced_triggers_mints_exactly_once(&bed_with_storage().await, 3).await;
+}
+
+#[tokio::test]
+async fn a_holder_killed_mid_rotation_is_followed_by_a_rotation_once_its_lease_expires() {
+    let bed = bed_with_storage().await;
+    let mut apps = instances(&bed, 2).await;
+    bed.sts.faults.set_latency(Duration::from_secs(5));
+
+    // The first instance takes the lease and is killed while STS keeps it waiting.
+    let trigger = apps[0].http_rotate("POST", &[("force", "true")], None);
+    tokio::select! {
+        a = trigger => panic!("answered before the kill: {a:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    apps[0].kill();
+    bed.sts.faults.set_latency(Duration::ZERO);
+
+    let started = Instant::now();
+    let answer = apps[1]
+        .http_rotate("POST", &[("force", "true")], None)
+        .await;
+
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["rotated"], true, "{:?}", answer.body);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5),
+        "it waited for the dead holder's lease to expire: {waited:?}"
+    );
+    assert!(
+        answer.body["warnings"]
+            .to_string()
+            .contains("let it expire without releasing it"),
+        "{:?}",
+        answer.body
+    );
+    let bundle = bed.vault.latest("AwsSessionCredentials").unwrap();
+    assert_eq!(
+        bundle.tags.unwrap()["access-key-id"],
+        answer.body["accessKeyId"].as_str().unwrap()
+    );
+    let texts = texts(&apps);
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn two_instances_asked_to_rotate_the_iam_key_at_once_make_exactly_one_new_key() {
+    let bed = bed_with_storage().await;
+    let apps = instances(&bed, 2).await;
+    let original = stored_key_id(&bed);
+    bed.sts.faults.set_latency(Duration::from_millis(200));
+
+    let answers = join_all(
+        apps.iter()
+            .map(|a| a.http_rotate("POST", &[("rotateSourceKey", "true")], None)),
+    )
+    .await;
+
+    for a in &answers {
+        assert_eq!(a.status, 200, "{:?}", a.body);
+    }
+    assert_eq!(bed.sts.calls_of("CreateAccessKey").len(), 1, "one new key");
+    let stored = stored_key_id(&bed);
+    assert_ne!(stored, original);
+    assert_eq!(crate::support::active_keys(&bed).await, vec![stored]);
+    assert_eq!(bed.sts.minted().len(), 1, "one mint, with the new key");
+    let texts = texts(&apps);
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn with_storage_down_rotation_goes_on_and_a_new_key_rotation_is_refused() {
+    let mut bed = bed_with_storage().await;
+    let apps = instances(&bed, 1).await;
+    bed.storage.as_mut().unwrap().stop();
+
+    let minted = apps[0]
+        .http_rotate("POST", &[("force", "true")], None)
+        .await;
+    let key = apps[0]
+        .http_rotate("POST", &[("rotateSourceKey", "true")], None)
+        .await;
+
+    assert_eq!(minted.status, 200, "{:?}", minted.body);
+    assert_eq!(minted.body["rotated"], true);
+    assert!(
+        minted.body["warnings"]
+            .to_string()
+            .contains("rotation lease could not be used"),
+        "{:?}",
+        minted.body
+    );
+    assert_eq!(key.status, 503, "{:?}", key.body);
+    assert_eq!(key.body["error"]["code"], "RotationLeaseUnavailable");
+    assert!(key.body["error"]["message"]
+        .to_string()
+        .contains("AzureWebJobsStorage"));
+    assert!(bed.sts.calls_of("CreateAccessKey").is_empty());
+    eprintln!(
+        "{}\n{}",
+        minted.body["warnings"], key.body["error"]["message"]
+    );
+    let texts = texts(&apps);
+    for text in &texts {
+        assert_no_sas(text);
+    }
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn check_names_the_lease_store_and_its_form_but_never_the_key() {
+    let bed = bed_with_storage().await;
+    let with = run_cli(&env(&bed), &["check"]).await;
+    let without = run_cli(&settings(&bed, &[], &["AzureWebJobsStorage"]), &["check"]).await;
+
+    assert_eq!(with.code, Some(0), "{}", with.text());
+    let port = bed.storage.as_ref().unwrap().port;
+    assert!(
+        with.stdout.contains(&format!(
+            "lease:     account devstoreaccount1, endpoint http://127.0.0.1:{port}/devstoreaccount1 (connection string, account key)"
+        )),
+        "{}",
+        with.stdout
+    );
+    assert!(
+        without.stdout.contains("lease:     none"),
+        "{}",
+        without.stdout
+    );
+    assert_no_secrets(&bed, &[&with.text(), &without.text()]);
+}
+
+#[tokio::test]
+async fn a_trigger_that_waited_for_a_failed_holder_says_so_and_rotates_itself() {
+    let bed = bed_with_storage().await;
+    let apps = instances(&bed, 2).await;
+    bed.sts.faults.set_latency(Duration::from_millis(700));
+    bed.sts.faults.add(
+        Rule::on(
+            "GetSessionToken",
+            Fault::error(
+                403,
+                "InvalidClientTokenId",
+                "The security token is invalid.",
+            ),
+        )
+        .times(1),
+    );
+
+    let (holder, waiter) = tokio::join!(
+        apps[0].http_rotate("POST", &[("force", "true")], None),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            apps[1]
+                .http_rotate("POST", &[("force", "true")], None)
+                .await
+        }
+    );
+
+    assert_eq!(holder.status, 502, "{:?}", holder.body);
+    assert_eq!(waiter.status, 200, "{:?}", waiter.body);
+    assert_eq!(waiter.body["rotated"], true);
+    let warnings = waiter.body["warnings"].to_string();
+    assert!(
+        warnings.contains("its run failed") && warnings.contains("InvalidClientTokenId"),
+        "{warnings}"
+    );
+    assert_eq!(bed.sts.minted().len(), 1);
+    let texts = texts(&apps);
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_trigger_that_waits_too_long_for_the_lease_says_so_and_mints_nothing() {
+    let bed = bed_with_storage().await;
+    let holder_app = App::spawn(env(&bed)).await;
+    let waiter_app = App::spawn(settings(
+        &bed,
+        &[
+            ("RotationLeaseSeconds", "15"),
+            ("RotationTimeBudgetSeconds", "5"),
+        ],
+        &[],
+    ))
+    .await;
+    holder_app.wait_warm_up(1).await;
+    waiter_app.wait_warm_up(1).await;
+    bed.sts.faults.set_latency(Duration::from_secs(4));
+
+    let (holder, waiter) = tokio::join!(
+        holder_app.http_rotate("POST", &[("force", "true")], None),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            waiter_app
+                .http_rotate("POST", &[("force", "true")], None)
+                .await
+        }
+    );
+
+    assert_eq!(holder.status, 200, "{:?}", holder.body);
+    assert_eq!(waiter.status, 409, "{:?}", waiter.body);
+    assert_eq!(waiter.body["error"]["code"], "RotationLeaseHeld");
+    assert!(waiter.body["error"]["message"]
+        .to_string()
+        .contains("nothing was minted here"));
+    assert_eq!(bed.sts.minted().len(), 1, "only the holder minted");
+    let texts = [holder_app.all_text(), waiter_app.all_text()];
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}

@@ -1,7 +1,8 @@
 //! Round trips before the answer in the situations of issue #17's table (side work, cold start)
-//! and issue #18's (consumer apps to refresh), with 100 ms added to every Key Vault, STS/IAM and
-//! Resource Manager request. Each situation starts its own test bed and `serve`; one sample is a
-//! forced `HttpRotate` timed from the invocation to its answer, divided by the added latency.
+//! and issue #18's (consumer apps to refresh), with storage configured (Azurite: the rotation
+//! lease) and 100 ms added to every Key Vault, STS/IAM, storage and Resource Manager request, as
+//! issue #17 asks. Each situation starts its own test bed and `serve`; one sample is a forced
+//! `HttpRotate` timed from the invocation to its answer, divided by the added latency.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ fn set_latency(bed: &TestBed, latency: Duration) {
     bed.vault.faults.set_latency(latency);
     bed.sts.faults.set_latency(latency);
     bed.arm.faults.set_latency(latency);
+    if let Some(storage) = &bed.storage {
+        storage.set_latency(latency);
+    }
 }
 
 /// How a situation is set up before the timed rotation.
@@ -37,7 +41,11 @@ enum Situation {
 }
 
 async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
-    let bed = TestBed::start().await?;
+    let bed = TestBed::start_with(testbed::Options {
+        storage: true,
+        ..Default::default()
+    })
+    .await?;
     let mut extra: Vec<(&str, String)> = vec![];
     match situation {
         Situation::IamDenied => bed.sts.faults.add(Rule::on(
@@ -80,7 +88,7 @@ async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
         }
         _ => {
             // A first rotation, then time for its side work (which records the key's age, or
-            // meets the denial or the hang) to finish or time out.
+            // meets the denial or the hang) to finish or time out, and for its lease's release.
             let (status, _) = serve.http_rotate(true).await?;
             anyhow::ensure!(status == 200, "the first rotation answered {status}");
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,9 +3,11 @@
 //! version hygiene. The answer waits for read → mint → verify → publish and nothing else, so a
 //! slow or hanging IAM or a vault full of versions never holds it.
 //!
-//! The rotation lease ([`super::lease`]) is released here too, right after the source key's
-//! bookkeeping (deleting a previous key is a key rotation step: it runs under the lease), and
-//! at once when there is none — concurrently with the hygiene, which needs no lease.
+//! The rotation lease ([`super::lease`]) is released here too: after the bookkeeping when it
+//! deletes the previous key (a key rotation step: it runs under the lease), and otherwise at
+//! once — learning the key's age changes no key, and a hanging IAM would hold the lease, and
+//! every trigger waiting behind it, for the side work's whole budget (its tag write is guarded
+//! instead: `retag_if_unchanged`). The hygiene needs no lease.
 //!
 //! Each job has its own timeout ([`RotationService::side_budget`], a quarter of the rotation
 //! budget); its outcome is logged, kept for `GET HttpRotate` ([`RotationService::last_side_work`])
@@ -78,10 +80,17 @@ impl RotationService {
         lease: Option<(LeaseGuard, HashMap<String, String>)>,
     ) {
         let bookkeeping_due = plan.as_ref().is_some_and(Plan::has_side_work);
-        if published.is_none() && !bookkeeping_due {
-            if let Some((guard, recorded)) = lease {
+        // Only deleting the previous key changes a key and needs the lease; learning the key's
+        // age does not (see `retag_if_unchanged`), so the lease goes at once unless a deletion
+        // is due.
+        let key_step_due = plan.as_ref().is_some_and(Plan::changes_a_key_later);
+        let mut lease = lease;
+        if !key_step_due {
+            if let Some((guard, recorded)) = lease.take() {
                 self.track(tokio::spawn(guard.release(recorded)));
             }
+        }
+        if published.is_none() && !bookkeeping_due {
             return;
         }
         let me = self.clone();

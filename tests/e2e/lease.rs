@@ -326,3 +326,46 @@ async fn a_trigger_that_waits_too_long_for_the_lease_says_so_and_mints_nothing()
     let texts = [holder_app.all_text(), waiter_app.all_text()];
     assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+/// Learning the source key's age changes no key, so it runs after the lease is released: an
+/// IAM that never answers holds neither the answer nor the next trigger (with the lease held
+/// by that side work, a trigger right after the answer waited for its whole budget).
+#[tokio::test]
+async fn a_hanging_iam_holds_neither_the_answer_nor_the_next_trigger() {
+    let bed = bed_with_storage().await;
+    bed.sts.faults.add(Rule::on(
+        "ListAccessKeys",
+        Fault::Delay(Duration::from_secs(3600)),
+    ));
+    let app = App::spawn(settings(
+        &bed,
+        &[
+            ("RotationLeaseSeconds", "15"),
+            ("RotationTimeBudgetSeconds", "40"),
+        ],
+        &[],
+    ))
+    .await;
+    app.wait_warm_up(1).await;
+
+    let first = app.http_rotate("POST", &[("force", "true")], None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let second = app.http_rotate("POST", &[("force", "true")], None).await;
+    let waited = started.elapsed();
+
+    assert_eq!(
+        (first.status, second.status),
+        (200, 200),
+        "{:?}",
+        second.body
+    );
+    assert_eq!(second.body["rotated"], true);
+    // The side work's budget is 10 s (a quarter of 40): the second trigger must not wait for it.
+    assert!(
+        waited < Duration::from_secs(5),
+        "the second trigger waited {waited:?}: {}",
+        app.output()
+    );
+    assert_no_secrets(&bed, &[&app.all_text()]);
+}

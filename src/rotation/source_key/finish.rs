@@ -11,6 +11,28 @@ use crate::aws::AwsError;
 use crate::rotation::RotationService;
 
 impl RotationService {
+    /// Learning the key's age runs after the run's lease is released (it changes no key, and a
+    /// hanging IAM would otherwise hold the lease, and every trigger behind it, for the side
+    /// work's whole budget). Its tag write therefore goes only onto the version this run read,
+    /// and only while that version is still the latest with the tags read at the start: another
+    /// run that took the lease meanwhile (a key rotation writing its `creating` marker) must not
+    /// lose a tag to this stale read-modify-write. The re-read narrows the window to one round
+    /// trip; a skipped write is retried by a later run.
+    async fn retag_if_unchanged(
+        &self,
+        secret: &crate::azure::reference::SecretRef,
+        version: &str,
+        read: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<bool, crate::azure::keyvault::VaultError> {
+        let latest = self.vaults.get(secret).await?;
+        if latest.version != version || &latest.tags != read {
+            return Ok(false);
+        }
+        self.vaults.update_tags(secret, version, new).await?;
+        Ok(true)
+    }
+
     /// Step 6 and bookkeeping, after the credentials are published. Failures here do not undo
     /// a good publish: they become warnings, and the next run retries.
     pub(in crate::rotation) async fn finish_source_key(
@@ -53,11 +75,14 @@ impl RotationService {
                     {
                         let mut t = tags.clone();
                         t.insert(tags::KEY_CREATED.into(), now_tag(created));
-                        match self.vaults.update_tags(&id_ref, &id_version, &t).await {
-                            Ok(()) => plan.report.actions.push(format!(
+                        match self.retag_if_unchanged(&id_ref, &id_version, &tags, &t).await {
+                            Ok(true) => plan.report.actions.push(format!(
                                 "recorded the source key's creation date ({})",
                                 now_tag(created)
                             )),
+                            Ok(false) => plan.report.actions.push(
+                                "left the source key's age unrecorded: its secret changed meanwhile (a later run records it)".into(),
+                            ),
                             Err(e) => {
                                 warnings.push(format!("could not record the source key's age: {e}"))
                             }
@@ -68,8 +93,14 @@ impl RotationService {
                     let until = now + AGE_DENIAL_BACKOFF;
                     let mut t = tags.clone();
                     t.insert(tags::AGE_DENIED_UNTIL.into(), now_tag(until));
-                    let remembered = match self.vaults.update_tags(&id_ref, &id_version, &t).await {
-                        Ok(()) => format!("not asked again before {}", now_tag(until)),
+                    let remembered = match self
+                        .retag_if_unchanged(&id_ref, &id_version, &tags, &t)
+                        .await
+                    {
+                        Ok(true) => format!("not asked again before {}", now_tag(until)),
+                        Ok(false) => {
+                            "its secret changed meanwhile, so the denial is not recorded yet".into()
+                        }
                         Err(e) => format!("and the denial could not be recorded ({e})"),
                     };
                     warnings.push(format!(

@@ -215,6 +215,12 @@ impl Plan {
     pub fn has_side_work(&self) -> bool {
         matches!(self.after, After::LearnAge | After::DeleteWhenDue { .. })
     }
+
+    /// Whether the side work changes a key (deleting the previous one), which runs only under
+    /// the run's lease.
+    pub fn changes_a_key_later(&self) -> bool {
+        matches!(self.after, After::DeleteWhenDue { .. })
+    }
 }
 
 fn now_tag(now: DateTime<Utc>) -> String {

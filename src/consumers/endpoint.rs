@@ -62,14 +62,36 @@ pub struct Endpoint {
     cached: RwLock<Cached>,
 }
 
-/// The container-protocol JSON for a set.
-pub fn render(fresh: &Fresh) -> SecretString {
+/// botocore's advisory refresh window: a client re-fetches once its set expires within this.
+const BOTOCORE_REFRESH_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The expiry a polled set is advertised with: its own, or — when later — 15 minutes plus two
+/// poll intervals after this render. Clients re-fetch on *their* schedule, from the expiry they
+/// were told (botocore 15 minutes before it, aws-config seconds before it); told the real expiry
+/// of a 2-hour set, a client would hold a set for up to 1 h 45 min after a rotation or a
+/// revocation replaced it. Told this, botocore fetches again one to two poll intervals after
+/// each render (the body is rendered anew at every poll), so a new set reaches it within about
+/// a minute; aws-config within about 16 minutes. A shorter expiry only makes clients ask
+/// sooner: the set itself is unchanged, and the endpoint's own 503 rule uses the real expiry.
+pub fn advertised_expiry(
+    real: DateTime<Utc>,
+    now: DateTime<Utc>,
+    poll: Option<Duration>,
+) -> DateTime<Utc> {
+    let Some(poll) = poll.and_then(|p| chrono::Duration::from_std(p).ok()) else {
+        return real;
+    };
+    real.min(now + BOTOCORE_REFRESH_WINDOW + poll * 2)
+}
+
+/// The container-protocol JSON for a set, advertised as expiring at `expiration`.
+pub fn render(fresh: &Fresh, expiration: DateTime<Utc>) -> SecretString {
     let c = &fresh.credentials;
     let mut doc = serde_json::json!({
         "AccessKeyId": c.access_key_id,
         "SecretAccessKey": c.secret_access_key.expose_secret(),
         "Token": c.session_token.expose_secret(),
-        "Expiration": c.expiration.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "Expiration": expiration.to_rfc3339_opts(SecondsFormat::Secs, true),
     });
     if let Some(account) = &fresh.account_id {
         doc["AccountId"] = account.clone().into();
@@ -77,9 +99,12 @@ pub fn render(fresh: &Fresh) -> SecretString {
     SecretString::from(doc.to_string())
 }
 
-fn served(fresh: &Fresh, now: DateTime<Utc>) -> Served {
+fn served(fresh: &Fresh, now: DateTime<Utc>, poll: Option<Duration>) -> Served {
     Served {
-        body: render(fresh),
+        body: render(
+            fresh,
+            advertised_expiry(fresh.credentials.expiration, now, poll),
+        ),
         access_key_id: fresh.credentials.access_key_id.clone(),
         expiration: fresh.credentials.expiration,
         fetched_at: now,
@@ -147,13 +172,14 @@ impl Endpoint {
             .await
             .with_context(|| format!("reading {}", source.describe()))?;
         let now = Utc::now();
+        let polled = source.polls().then_some(poll);
         let endpoint = Arc::new(Self {
             source,
             token,
             margin,
             poll,
             cached: RwLock::new(Cached {
-                set: Some(Arc::new(served(&fresh, now))),
+                set: Some(Arc::new(served(&fresh, now, polled))),
                 ..Default::default()
             }),
         });
@@ -252,7 +278,7 @@ impl Endpoint {
                             .unwrap_or_default()
                     );
                 }
-                let mut next = served(&fresh, now);
+                let mut next = served(&fresh, now, self.source.polls().then_some(self.poll));
                 if !changed {
                     // Keep the time of the first fetch: it dates the set's lifetime.
                     if let Some(old) = &cached.set {
@@ -403,6 +429,21 @@ mod tests {
     }
 
     #[test]
+    fn a_polled_set_is_advertised_as_expiring_within_botocores_window_plus_two_polls() {
+        let now = t(0);
+        let poll = Some(Duration::from_secs(30));
+        let two_hours = now + chrono::Duration::hours(2);
+        assert_eq!(
+            advertised_expiry(two_hours, now, poll),
+            now + chrono::Duration::minutes(16)
+        );
+        let five_minutes = now + chrono::Duration::minutes(5);
+        assert_eq!(advertised_expiry(five_minutes, now, poll), five_minutes);
+        // A minted set (SSO, web identity) is not polled: told its real expiry.
+        assert_eq!(advertised_expiry(two_hours, now, None), two_hours);
+    }
+
+    #[test]
     fn a_polled_source_is_polled_and_failures_back_off() {
         let m = chrono::Duration::minutes(20);
         let poll = Some(Duration::from_secs(30));
@@ -485,7 +526,9 @@ mod tests {
             version: None,
             account_id: Some("123456789012".into()),
         };
-        let v: serde_json::Value = serde_json::from_str(render(&fresh).expose_secret()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(render(&fresh, fresh.credentials.expiration).expose_secret())
+                .unwrap();
         assert_eq!(v["Token"], "FwoGZXIvYXdzEt0k3nValueExample+/=");
         assert!(v.get("SessionToken").is_none());
         assert_eq!(v["AccountId"], "123456789012");

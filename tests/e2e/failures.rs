@@ -214,7 +214,10 @@ async fn invalid_settings_keep_the_server_up_and_every_invocation_names_them() {
         "{message}"
     );
     assert_eq!(timer_status, 500);
-    assert!(app.stderr().contains("invalid setting KeyVaultUrl"));
+    assert!(app
+        .stderr_with("invalid setting KeyVaultUrl")
+        .await
+        .contains("invalid setting KeyVaultUrl"));
     assert!(app.is_running());
     assert!(bed.sts.calls().is_empty());
 }

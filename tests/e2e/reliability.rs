@@ -186,11 +186,12 @@ async fn a_failed_run_warns_that_the_published_set_is_about_to_expire() {
     let state = app.http_rotate("GET", &[], None).await;
 
     assert_eq!(status, 500);
+    let stderr = app
+        .stderr_with("warning: the published credentials expire in")
+        .await;
     assert!(
-        app.stderr()
-            .contains("warning: the published credentials expire in"),
-        "{}",
-        app.stderr()
+        stderr.contains("warning: the published credentials expire in"),
+        "{stderr}"
     );
     assert!(
         state.body["warnings"][0]

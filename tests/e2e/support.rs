@@ -143,6 +143,19 @@ impl App {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The captured stderr once it contains `needle` (up to 10 s). A line the handler writes
+    /// while answering can reach the capturing thread after the answer reaches the test.
+    pub async fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stderr = self.stderr();
+            if stderr.contains(needle) || Instant::now() >= deadline {
+                return stderr;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// POSTs a raw body to a function route; returns the handler's status and body.
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
         let response = self

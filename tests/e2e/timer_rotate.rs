@@ -57,7 +57,9 @@ async fn a_failed_timer_run_answers_500_and_writes_the_report_to_stderr() {
     let (status, _) = app.timer_rotate().await;
 
     assert_eq!(status, 500);
-    let stderr = app.stderr();
+    let stderr = app
+        .stderr_with("rotation failed at mint: InvalidClientTokenId")
+        .await;
     assert!(
         stderr.contains("rotation failed at mint: InvalidClientTokenId"),
         "{stderr}"

@@ -613,6 +613,12 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
     let mut faults: BTreeMap<Kind, u32> = BTreeMap::new();
     let (mut timer_ok, mut timer_failed, mut bursts, mut restarts) = (0u32, 0u32, 0u32, 0u32);
     let mut rotation_ms = vec![];
+    let label = |kind: Option<Kind>| kind.map_or("none", Kind::label);
+    // What is not a violation but worth reading: failed timer triggers, bursts minting more than once.
+    let mut notes: Vec<String> = vec![];
+    let mut restarted = [0u32; INSTANCES];
+    // (ms, hour, the hour's fault): the slowest are listed, to tell which fault made them slow.
+    let mut slowest: Vec<(f64, u32, &str)> = vec![];
     let mut burst_mints: BTreeMap<usize, u32> = BTreeMap::new();
     for hour in 1..=hours {
         shared.hour.store(hour, Ordering::SeqCst);
@@ -638,6 +644,7 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
             let _ = trigger.await;
             bed.sts.faults.set_latency(Duration::ZERO);
             restarts += 1;
+            restarted[victim] += 1;
         }
 
         let target = rng.random_range(0..INSTANCES);
@@ -645,7 +652,9 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
         match instances[target].handle().timer().await {
             Ok((200, text)) => {
                 timer_ok += 1;
-                rotation_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                rotation_ms.push(ms);
+                slowest.push((ms, hour, kind.map_or("none", Kind::label)));
                 shared
                     .rotated
                     .lock()
@@ -653,11 +662,21 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
                     .push((started, Instant::now()));
                 responses.lock().unwrap().push(text);
             }
-            Ok((_, text)) => {
+            Ok((status, text)) => {
                 timer_failed += 1;
+                notes.push(format!(
+                    "hour {hour} [{}]: a timer trigger answered {status}",
+                    label(kind)
+                ));
                 responses.lock().unwrap().push(text);
             }
-            Err(_) => timer_failed += 1,
+            Err(e) => {
+                timer_failed += 1;
+                notes.push(format!(
+                    "hour {hour} [{}]: a timer trigger got no answer: {e}",
+                    label(kind)
+                ));
+            }
         }
 
         if rng.random_bool(BURST_CHANCE) {
@@ -685,6 +704,13 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
                     .lock()
                     .unwrap()
                     .push((started, Instant::now()));
+            }
+            if mints > 1 {
+                notes.push(format!(
+                    "hour {hour} [{}]: a burst of {} forced triggers minted {mints} times",
+                    label(kind),
+                    order.len()
+                ));
             }
             if mints > 1 && kind != Some(Kind::StorageDown) {
                 shared.violate(format!(
@@ -872,7 +898,10 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
     }
     for (i, (s, e)) in start_rss.iter().zip(&end_rss).enumerate() {
         rows.push((
-            format!("RSS of instance {i}, start / end (end: its last restart)"),
+            format!(
+                "RSS of instance {i}, start / end (restarted {} times)",
+                restarted[i]
+            ),
             format!("{:.1} / {:.1} MiB", *s as f64 / 1024.0, *e as f64 / 1024.0),
         ));
     }
@@ -889,6 +918,19 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
     for (what, value) in &rows {
         println!("| {what} | {value} |");
     }
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!();
+    println!("slowest timer triggers answered 200:");
+    for (ms, hour, fault) in slowest.iter().take(8) {
+        println!("- {ms:.0} ms, hour {hour} [{fault}]");
+    }
+    if !notes.is_empty() {
+        println!();
+        println!("notes (not violations):");
+        for n in &notes {
+            println!("- {n}");
+        }
+    }
     if !violations.is_empty() {
         println!();
         println!("invariant violations:");
@@ -897,4 +939,61 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minted(id: &str, expiration: &str) -> HashMap<String, testbed::sts::Minted> {
+        let m = testbed::sts::Minted {
+            access_key_id: id.into(),
+            secret_access_key: "secret".into(),
+            session_token: "token".into(),
+            expiration: expiration.into(),
+            arn: "arn:aws:iam::123456789012:user/u".into(),
+            account: "123456789012".into(),
+            user_id: "AIDA".into(),
+            issued: chrono::Utc::now(),
+        };
+        HashMap::from([(id.to_string(), m)])
+    }
+
+    #[test]
+    fn a_set_the_sts_front_minted_and_not_expired_passes() {
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+        let known = minted("ASIA1", &later);
+        let check = |id, secret, token| {
+            check_set(Some(id), Some(secret), Some(token), Some(&later), &known)
+        };
+        assert_eq!(check("ASIA1", "secret", "token"), None);
+        assert!(check("ASIA2", "secret", "token")
+            .unwrap()
+            .contains("not minted"));
+        assert!(check("ASIA1", "other", "token").unwrap().contains("differ"));
+    }
+
+    #[test]
+    fn an_expired_or_malformed_set_is_a_violation() {
+        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+        let known = minted("ASIA1", &earlier);
+        let expired = check_set(
+            Some("ASIA1"),
+            Some("secret"),
+            Some("token"),
+            Some(&earlier),
+            &known,
+        );
+        assert!(expired.unwrap().contains("expired"));
+        let missing = check_set(Some("ASIA1"), None, Some("token"), Some(&earlier), &known);
+        assert!(missing.unwrap().contains("malformed"));
+        let garbled = check_set(
+            Some("ASIA1"),
+            Some("secret"),
+            Some("token"),
+            Some("soon"),
+            &known,
+        );
+        assert!(garbled.unwrap().contains("malformed Expiration"));
+    }
 }

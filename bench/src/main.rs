@@ -7,7 +7,7 @@
 //!
 //! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips, side,
 //! concurrency, targets, paced, endpoint)
-//!        stsbridge-bench --soak [--seed N] [--hours H]   (the soak under random faults, `soak`)
+//!        stsbridge-bench --soak [--seed N] [--hours H] [--keep-logs]   (the soak under random faults, `soak`)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -695,7 +695,7 @@ async fn main() -> anyhow::Result<()> {
         let seed = flag("--seed")?.unwrap_or(21);
         let hours = flag("--hours")?.unwrap_or(200);
         let hours = u32::try_from(hours).context("--hours is too large")?;
-        return soak::soak(&bin, seed, hours).await;
+        return soak::soak(&bin, seed, hours, args.iter().any(|a| a == "--keep-logs")).await;
     }
     let mut b = Bench {
         bin,

@@ -551,7 +551,7 @@ async fn start_consumer(
     Ok((child, url, token))
 }
 
-pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
+pub async fn soak(bin: &Path, seed: u64, hours: u32, keep_logs: bool) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let wall = Instant::now();
     let bed = TestBed::start_with(Options {
@@ -618,7 +618,8 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
     let mut notes: Vec<String> = vec![];
     let mut restarted = [0u32; INSTANCES];
     // (ms, hour, the hour's fault): the slowest are listed, to tell which fault made them slow.
-    let mut slowest: Vec<(f64, u32, &str)> = vec![];
+    let mut slowest: Vec<(f64, u32, &str, &str)> = vec![];
+    let mut previous: Option<Kind> = None;
     let mut burst_mints: BTreeMap<usize, u32> = BTreeMap::new();
     for hour in 1..=hours {
         shared.hour.store(hour, Ordering::SeqCst);
@@ -654,7 +655,7 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
                 timer_ok += 1;
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 rotation_ms.push(ms);
-                slowest.push((ms, hour, kind.map_or("none", Kind::label)));
+                slowest.push((ms, hour, label(kind), label(previous)));
                 shared
                     .rotated
                     .lock()
@@ -740,6 +741,7 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
             }
         }
         clear_faults(&bed);
+        previous = kind;
         if hour % 25 == 0 {
             eprintln!(
                 "soak: hour {hour}/{hours}, {:.0} s, {} minted, {} violations",
@@ -816,6 +818,14 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
     }
 
     let minted = bed.sts.minted().len();
+    // How close the readers came to an expired set: the longest stretch without a rotation.
+    let mut ends: Vec<Instant> = shared.rotated.lock().unwrap().iter().map(|w| w.1).collect();
+    ends.sort();
+    let longest_gap = ends
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
     let violations = shared.violations.lock().unwrap().clone();
     let mut rows: Vec<(String, String)> = vec![
         ("seed".into(), seed.to_string()),
@@ -884,6 +894,14 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
             "secret search: values x captured bytes".into(),
             format!("{} x {} in {} texts", secrets.len(), captured, texts.len()),
         ),
+        (
+            "longest stretch without a successful rotation".into(),
+            format!(
+                "{:.1} s (sets live {} s)",
+                longest_gap.as_secs_f64(),
+                LIFETIME.as_secs()
+            ),
+        ),
         ("invariant violations".into(), violations.len().to_string()),
     ]);
     if !rotation_ms.is_empty() {
@@ -921,8 +939,12 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32) -> anyhow::Result<()> {
     slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
     println!();
     println!("slowest timer triggers answered 200:");
-    for (ms, hour, fault) in slowest.iter().take(8) {
-        println!("- {ms:.0} ms, hour {hour} [{fault}]");
+    for (ms, hour, fault, before) in slowest.iter().take(8) {
+        println!("- {ms:.0} ms, hour {hour} [{fault}] (the hour before: [{before}])");
+    }
+    if keep_logs {
+        println!();
+        println!("logs kept in {}", logs.keep().display());
     }
     if !notes.is_empty() {
         println!();

@@ -6,7 +6,8 @@
 //! in-process. Every process runs on a real clock, so time is compressed by the number of
 //! triggers, not the clock: one "hour" is one `TimerRotate` invocation to one instance
 //! (`MinRotationIntervalSeconds=0`, so each one rotates), sometimes followed by a burst of forced
-//! `HttpRotate`s to several instances at once. The STS front's lifetime override makes every set
+//! `HttpRotate`s to several instances at once (STS held 300 ms meanwhile, so all of them arrive
+//! before the first mint). The STS front's lifetime override makes every set
 //! expire 60 s after it is minted, so "no reader ever got an expired set" can actually fail.
 //!
 //! Faults are drawn from a seeded `StdRng` (the same seed, the same schedule; the processes'

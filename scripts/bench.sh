@@ -3,6 +3,7 @@
 # then runs bench/ against the local test bed and prints a table. Not part of the test suite.
 #
 # Usage: scripts/bench.sh [--quick] [--only ready,memory,trips,side,concurrency,targets,paced,endpoint]
+#        scripts/bench.sh --soak [--seed N] [--hours H]   (issue #21: the soak under random faults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,6 +7,7 @@
 //!
 //! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips, side,
 //! concurrency, targets, paced, endpoint)
+//!        stsbridge-bench --soak [--seed N] [--hours H] [--keep-logs]   (the soak under random faults, `soak`)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 use testbed::TestBed;
 
 mod side;
+mod soak;
 
 const LATENCY: Duration = Duration::from_millis(50);
 
@@ -679,6 +681,22 @@ async fn main() -> anyhow::Result<()> {
     let bin = std::env::var_os("STSBRIDGE_BIN")
         .map(PathBuf::from)
         .context("STSBRIDGE_BIN (the release stsbridge binary) is not set: run scripts/bench.sh")?;
+    if args.iter().any(|a| a == "--soak") {
+        let flag = |name: &str| -> anyhow::Result<Option<u64>> {
+            match args.iter().position(|a| a == name) {
+                None => Ok(None),
+                Some(i) => args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .map(Some)
+                    .with_context(|| format!("{name} takes a number")),
+            }
+        };
+        let seed = flag("--seed")?.unwrap_or(21);
+        let hours = flag("--hours")?.unwrap_or(200);
+        let hours = u32::try_from(hours).context("--hours is too large")?;
+        return soak::soak(&bin, seed, hours, args.iter().any(|a| a == "--keep-logs")).await;
+    }
     let mut b = Bench {
         bin,
         quick,

@@ -11,9 +11,12 @@
 //! Clients reach it through a small TCP relay of ours, which adds [`Azurite::set_latency`] to
 //! every chunk a client sends (one per request for the lease's small requests), as the other
 //! servers' `faults` do: the benchmarks measure round trips with the same latency on storage.
+//! [`Azurite::set_down`] makes the relay refuse storage (connections closed unanswered) and
+//! [`Azurite::set_down`]`(false)` brings it back with its blobs: the soak's "storage down".
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,7 @@ pub struct Azurite {
     /// The port clients use (the relay's).
     pub port: u16,
     latency: Arc<Mutex<Duration>>,
+    down: Arc<AtomicBool>,
     relay: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -103,6 +107,7 @@ impl Azurite {
                 https: matches!(access, Access::Identity { .. }),
                 port,
                 latency: Arc::default(),
+                down: Arc::default(),
                 relay: None,
                 _dir: dir,
             };
@@ -145,9 +150,16 @@ impl Azurite {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         self.port = listener.local_addr()?.port();
         let latency = self.latency.clone();
+        let down = self.down.clone();
         self.relay = Some(tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if down.load(Ordering::SeqCst) {
+                    // Closed unanswered, as an unreachable storage account's front would.
+                    drop(client);
+                    continue;
+                }
                 let latency = latency.clone();
+                let down = down.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                     else {
@@ -166,15 +178,19 @@ impl Azurite {
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
+                            // A pooled connection dies with storage, at its next request.
+                            if down.load(Ordering::SeqCst) {
+                                return Ok(());
+                            }
                             sw.write_all(&buf[..n]).await?;
                         }
                     };
-                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    let back = tokio::io::copy(&mut sr, &mut cw);
                     // Either side closing closes both, so a client holding a pooled connection
                     // sees Azurite go away at once, as it would without the relay.
                     tokio::select! {
                         _ = up => {}
-                        _ = down => {}
+                        _ = back => {}
                     }
                 });
             }
@@ -185,6 +201,12 @@ impl Azurite {
     /// Latency added to every request to storage.
     pub fn set_latency(&self, latency: Duration) {
         *self.latency.lock().unwrap() = latency;
+    }
+
+    /// Storage unreachable (`true`: every connection, new or pooled, is closed at its next
+    /// request) or back (`false`); unlike [`Azurite::stop`], the blobs (leases) survive.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     /// The Blob service endpoint of the development account.

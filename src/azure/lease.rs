@@ -55,7 +55,8 @@ pub enum LeaseError {
 pub struct Holder {
     /// Leased right now.
     pub leased: bool,
-    /// The last lease ran out without being released (its holder crashed or was killed).
+    /// The last lease ran out without being released (its holder crashed, was killed, or could
+    /// not reach storage to release it).
     pub expired: bool,
     /// What the last holder recorded when it finished (see [`LeaseStore::release`]).
     pub metadata: HashMap<String, String>,

@@ -291,7 +291,7 @@ impl RotationService {
                     let mut notes = holder_notes(&holder.metadata, arrived, started);
                     if holder.expired {
                         notes.push(format!(
-                            "another instance held the rotation lease while this trigger waited ({} ms) and let it expire without releasing it (it crashed or was killed); this run went on by itself",
+                            "another instance held the rotation lease while this trigger waited ({} ms) and let it expire without releasing it (it crashed, was killed, or could not reach storage to release it); this run went on by itself",
                             started.elapsed().as_millis()
                         ));
                     }

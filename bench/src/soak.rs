@@ -634,8 +634,10 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32, keep_logs: bool) -> anyhow:
         }
 
         if kind == Some(Kind::Kill) {
-            // A rotation held up at STS, its instance killed while it holds the lease.
-            let victim = rng.random_range(0..INSTANCES);
+            // A rotation held up at STS, its instance killed while it holds the lease. Never
+            // instance 0: it lives the whole run, so its RSS at the start and the end measures
+            // growth (the others' end figures are of restarted processes).
+            let victim = rng.random_range(1..INSTANCES);
             bed.sts.faults.set_latency(Duration::from_millis(1500));
             let handle = instances[victim].handle();
             let trigger =

@@ -233,82 +233,75 @@ async fn memory(b: &mut Bench) -> anyhow::Result<()> {
 
 async fn trips(b: &mut Bench) -> anyhow::Result<()> {
     let runs = if b.quick { 3 } else { 7 };
-    let (mut cold, mut warm) = (vec![], vec![]);
-    let bed = TestBed::start().await?;
-    for _ in 0..runs {
-        let (serve, _) = Serve::start(&b.bin, &env_of(&bed, &[])).await?;
-        bed.vault.faults.set_latency(LATENCY);
-        bed.sts.faults.set_latency(LATENCY);
-        let t = Instant::now();
-        let (status, _) = serve.http_rotate(true).await?;
-        cold.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(status == 200);
-        let t = Instant::now();
-        let (status, _) = serve.http_rotate(true).await?;
-        warm.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(status == 200);
-        bed.vault.faults.set_latency(Duration::ZERO);
-        bed.sts.faults.set_latency(Duration::ZERO);
-    }
-    let l = LATENCY.as_secs_f64();
-    let (c, w) = (median(cold), median(warm));
-    b.row(
-        "round trips: cold forced rotation (wall / 50 ms)",
-        format!("{:.2} ({:.0} ms)", c / l, c * 1000.0),
-        &format!("first rotation of a new process (token, challenge); median of {runs}"),
-    );
-    b.row(
-        "round trips: warm forced rotation (wall / 50 ms)",
-        format!("{:.2} ({:.0} ms)", w / l, w * 1000.0),
-        &format!("second rotation, verification included; median of {runs}"),
-    );
-    trips_with_storage(b, runs).await
+    trips_on(b, runs, false).await?;
+    trips_on(b, runs, true).await
 }
 
-/// The same with storage configured (Azurite, the rotation lease) and the same latency on it:
-/// the lease is taken concurrently with the reads and released after the answer. The second
-/// rotation comes 0.5 s after the first (rotations are minutes apart; a trigger right after an
-/// answer waits for that run's release, a round trip or two).
-async fn trips_with_storage(b: &mut Bench, runs: usize) -> anyhow::Result<()> {
+/// Cold and warm forced rotations of fresh `serve` processes, with 50 ms per request. With
+/// `storage` (Azurite, the rotation lease) the same latency is on storage too; the lease is taken
+/// concurrently with the reads and released after the answer, so the second rotation comes
+/// 0.5 s after the first (rotations are minutes apart; a trigger right after an answer waits
+/// for that run's release, a round trip or two).
+async fn trips_on(b: &mut Bench, runs: usize, storage: bool) -> anyhow::Result<()> {
     let (mut cold, mut warm) = (vec![], vec![]);
     let bed = TestBed::start_with(testbed::Options {
-        storage: true,
+        storage,
         ..Default::default()
     })
     .await?;
-    let storage = bed.storage.as_ref().expect("asked for");
+    let set_latency = |latency: Duration| {
+        bed.vault.faults.set_latency(latency);
+        bed.sts.faults.set_latency(latency);
+        if let Some(storage) = &bed.storage {
+            storage.set_latency(latency);
+        }
+    };
+    let pause = || async {
+        if storage {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
     for _ in 0..runs {
         let (serve, _) = Serve::start(&b.bin, &env_of(&bed, &[])).await?;
-        bed.vault.faults.set_latency(LATENCY);
-        bed.sts.faults.set_latency(LATENCY);
-        storage.set_latency(LATENCY);
+        set_latency(LATENCY);
         let t = Instant::now();
         let (status, _) = serve.http_rotate(true).await?;
         cold.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(status == 200);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        pause().await;
         let t = Instant::now();
         let (status, _) = serve.http_rotate(true).await?;
         warm.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(status == 200);
         // Let it release the lease before it is killed: a killed holder's lease would hold the
         // next process's first rotation until it expires (RotationLeaseSeconds).
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        bed.vault.faults.set_latency(Duration::ZERO);
-        bed.sts.faults.set_latency(Duration::ZERO);
-        storage.set_latency(Duration::ZERO);
+        pause().await;
+        set_latency(Duration::ZERO);
     }
     let l = LATENCY.as_secs_f64();
     let (c, w) = (median(cold), median(warm));
+    let (lease, cold_how, warm_how) = if storage {
+        (
+            ", lease",
+            "as above, AzureWebJobsStorage set (Azurite, 50 ms too)",
+            "as above, 0.5 s after the first",
+        )
+    } else {
+        (
+            "",
+            "first rotation of a new process (token, challenge)",
+            "second rotation, verification included",
+        )
+    };
     b.row(
-        "round trips: cold forced rotation, lease (wall / 50 ms)",
+        &format!("round trips: cold forced rotation{lease} (wall / 50 ms)"),
         format!("{:.2} ({:.0} ms)", c / l, c * 1000.0),
-        &format!("as above, AzureWebJobsStorage set (Azurite, 50 ms too); median of {runs}"),
+        &format!("{cold_how}; median of {runs}"),
     );
     b.row(
-        "round trips: warm forced rotation, lease (wall / 50 ms)",
+        &format!("round trips: warm forced rotation{lease} (wall / 50 ms)"),
         format!("{:.2} ({:.0} ms)", w / l, w * 1000.0),
-        &format!("as above, 0.5 s after the first; median of {runs}"),
+        &format!("{warm_how}; median of {runs}"),
     );
     Ok(())
 }

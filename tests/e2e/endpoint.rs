@@ -465,7 +465,8 @@ async fn an_unreachable_vault_stops_the_start_and_later_answers_503_once_the_set
         .unwrap();
     let expires = chrono::Utc::now() + chrono::Duration::seconds(10);
     let soon = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let short = serde_json::json!({"Version": 1, "AccessKeyId": "ASIASHORTLIVEDEXAMP1",
+    let key_id = format!("ASIA{}", testbed::random_alnum(16).to_ascii_uppercase());
+    let short = serde_json::json!({"Version": 1, "AccessKeyId": key_id,
         "SecretAccessKey": testbed::random_alnum(40), "SessionToken": testbed::random_alnum(200),
         "Expiration": soon});
     bed.vault.seed(BUNDLE, &short.to_string(), &[]);

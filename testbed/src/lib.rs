@@ -424,11 +424,23 @@ pub async fn create_iam_user(moto_url: &str, user_name: &str) -> anyhow::Result<
             .body(body)
             .send()
     };
-    let r = call(format!(
-        "Action=CreateUser&Version=2010-05-08&UserName={user_name}"
-    ))
-    .await?;
-    anyhow::ensure!(r.status().is_success(), "CreateUser: {}", r.text().await?);
+    // moto has been seen answering its very first IAM call with an empty 500 (a clean-clone CI
+    // run): retry a few times; a retry after a create that did land finds the user there.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let r = call(format!(
+            "Action=CreateUser&Version=2010-05-08&UserName={user_name}"
+        ))
+        .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if status.is_success() || (attempt > 1 && text.contains("EntityAlreadyExists")) {
+            break;
+        }
+        anyhow::ensure!(attempt < 5, "CreateUser ({status}): {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let r = call(format!(
         "Action=CreateAccessKey&Version=2010-05-08&UserName={user_name}"
     ))

@@ -55,7 +55,10 @@ impl Moto {
                 url: format!("http://127.0.0.1:{port}"),
             };
             match moto.wait_ready().await {
-                Ok(()) => return Ok(moto),
+                Ok(()) => {
+                    moto.warm_sts().await?;
+                    return Ok(moto);
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -80,6 +83,32 @@ impl Moto {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!("moto_server did not answer within 30 s")
+    }
+
+    /// moto loads a service's backend on its first call to it, and has been seen answering an
+    /// early call with an empty 500 when the first calls arrive together (a CI run: 200 forced
+    /// posts and serve's warm-up at once, and one `GetSessionToken` retried). Make STS's first
+    /// call here, alone, until it answers 200, so a test's calls meet a loaded backend.
+    async fn warm_sts(&self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00";
+        let mut last = String::new();
+        for _ in 0..10 {
+            let answer = client
+                .post(format!("{}/", self.url))
+                .header("authorization", auth)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("Action=GetCallerIdentity&Version=2011-06-15")
+                .send()
+                .await;
+            match answer {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("{}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("moto's STS did not answer GetCallerIdentity: {last}")
     }
 }
 

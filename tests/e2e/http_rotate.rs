@@ -73,6 +73,8 @@ async fn a_forced_post_publishes_a_verified_set_to_all_four_secrets() {
 async fn an_unforced_post_finds_a_fresh_set_and_does_not_call_sts() {
     let bed = TestBed::start().await.unwrap();
     let app = App::spawn(settings(&bed, &[], &[])).await;
+    // serve's warm-up calls GetCallerIdentity in the background: let it land before counting.
+    app.wait_warm_up(1).await;
     let first = app.http_rotate("POST", &[], None).await;
     assert_eq!(first.body["rotated"], true, "{first:?}");
     bed.sts.clear_calls();

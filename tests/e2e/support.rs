@@ -112,6 +112,20 @@ impl App {
         }
     }
 
+    /// Waits (up to 20 s) until the first run's side work has finished (GET HttpRotate shows
+    /// it), so that a test counting calls after that run sees only its own.
+    pub async fn wait_side_work(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.http_rotate("GET", &[], None).await.body["sideWork"].is_null() {
+            assert!(
+                Instant::now() < deadline,
+                "no side work finished: {}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits (up to 20 s) until the start-up warm-up of every target has finished (its log
     /// line), so that a test counting calls sees only its own.
     pub async fn wait_warm_up(&self, targets: usize) {

@@ -27,6 +27,8 @@ pub async fn serve() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT)"))?;
+    // Port 0 (never from the host) picks a free port; this line says which.
+    tracing::info!("listening on 127.0.0.1:{}", listener.local_addr()?.port());
     let (fleet, max_bytes) = match crate::targets::load(&std::env::vars().collect()) {
         Ok(config) => {
             for w in &config.warnings {

@@ -19,6 +19,7 @@
 //! process and deletes its directory.
 
 pub mod arm;
+mod child;
 pub mod faults;
 pub mod identity;
 pub mod keyvault;

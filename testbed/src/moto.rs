@@ -1,14 +1,16 @@
 //! moto (PyPI `moto[server]`), the third-party AWS emulator behind the STS front.
 //!
-//! Installed into the workspace's `.venv` by `scripts/setup.sh`; started here on a free loopback
-//! port and killed when the [`Moto`] value is dropped (also when a test panics). On Linux the child
-//! also gets `PR_SET_PDEATHSIG`, so a test process that is killed outright takes moto with it.
+//! Installed into the workspace's `.venv` by `scripts/setup.sh`; started here on a loopback port
+//! it picks itself ([`crate::child`]) and killed when the [`Moto`] value is dropped (also when a
+//! test panics, and with the test process on Linux).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+
+use crate::child::{spawn_announcing, Stream};
 
 pub struct Moto {
     child: Child,
@@ -39,17 +41,24 @@ impl Moto {
         }
         let mut last_error = None;
         for _ in 0..3 {
-            let port = free_port()?;
+            // Port 0: moto binds a free port itself and says which (see `crate::child`).
             let mut command = Command::new(&program);
-            command
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            die_with_parent(&mut command);
-            let child = command
-                .spawn()
-                .with_context(|| format!("starting {}", program.display()))?;
+            command.args(["-H", "127.0.0.1", "-p", "0"]);
+            let (child, port) = match spawn_announcing(
+                command,
+                Stream::Stderr,
+                "Running on",
+                "moto_server",
+                Duration::from_secs(30),
+            )
+            .await
+            {
+                Ok(started) => started,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
             let mut moto = Moto {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
@@ -118,24 +127,3 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
-
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-#[cfg(target_os = "linux")]
-pub(crate) fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn die_with_parent(_command: &mut Command) {}

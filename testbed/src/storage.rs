@@ -2,7 +2,8 @@
 //! Azure Storage emulator, as the app's `AzureWebJobsStorage` — where the rotation lease lives.
 //!
 //! Installed into the workspace's `.azurite/` by `scripts/setup.sh`; only the Blob service is
-//! started (`azurite-blob`), on a free loopback port, with `--inMemoryPersistence` and
+//! started (`azurite-blob`), on a loopback port it picks itself ([`crate::child`]), with
+//! `--inMemoryPersistence`, `--disableTelemetry` (it would otherwise send usage data out) and
 //! `--skipApiVersionCheck` (the Rust SDK sends a newer API version than 3.35.0 knows). It costs
 //! about 0.8 s and 110 MB, so only tests that need storage start it ([`crate::Options::storage`]).
 //! Killed when the [`Azurite`] value is dropped, or [`Azurite::stop`]ped to make storage
@@ -15,14 +16,16 @@
 //! [`Azurite::set_down`]`(false)` brings it back with its blobs: the soak's "storage down".
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+
+use crate::child::{spawn_announcing, Stream};
 
 /// The development account Azurite serves (public, documented by Microsoft).
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -76,14 +79,16 @@ impl Azurite {
         }
         let mut last_error = None;
         for _ in 0..3 {
-            let port = crate::moto::free_port()?;
             let dir = tempfile::Builder::new()
                 .prefix("stsbridge-azurite")
                 .tempdir()?;
             let mut command = Command::new(&program);
+            // Port 0: Azurite binds a free port itself and says which (see `crate::child`).
             command
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-                .args(["--skipApiVersionCheck", "--inMemoryPersistence", "--silent"]);
+                .args(["--blobHost", "127.0.0.1", "--blobPort", "0"])
+                .args(["--skipApiVersionCheck", "--inMemoryPersistence", "--silent"])
+                // Azurite sends usage telemetry unless told not to: the tests stay on loopback.
+                .arg("--disableTelemetry");
             if let Access::Identity { cert, key } = &access {
                 command
                     .args(["--oauth", "basic", "--cert"])
@@ -91,17 +96,24 @@ impl Azurite {
                     .arg("--key")
                     .arg(key);
             }
-            command
-                // Nothing is persisted in memory mode, but Azurite may still write a debug log or
-                // lock file in its working directory: keep that in a directory of our own.
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            crate::moto::die_with_parent(&mut command);
-            let child = command
-                .spawn()
-                .with_context(|| format!("starting {}", program.display()))?;
+            // Nothing is persisted in memory mode, but Azurite may still write a debug log or
+            // lock file in its working directory: keep that in a directory of our own.
+            command.current_dir(dir.path());
+            let (child, port) = match spawn_announcing(
+                command,
+                Stream::Stdout,
+                "listens on",
+                "azurite-blob",
+                Duration::from_secs(30),
+            )
+            .await
+            {
+                Ok(started) => started,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
             let mut azurite = Azurite {
                 child: Some(child),
                 https: matches!(access, Access::Identity { .. }),

@@ -1,8 +1,8 @@
 //! Test support: the test bed plus a real `stsbridge` process, talked to over real sockets.
 //!
 //! [`App::spawn`] starts `stsbridge serve` as the Functions host would (environment cleared,
-//! app settings as variables, `FUNCTIONS_CUSTOMHANDLER_PORT` set), waits for `GET /`, and
-//! captures its stdout and stderr. Every process is killed when its value is dropped.
+//! app settings as variables), with `FUNCTIONS_CUSTOMHANDLER_PORT=0` so that it picks a free port
+//! and logs it, waits for `GET /` on that port, and captures its stdout and stderr. Every process is killed when its value is dropped.
 //! [`assert_no_secrets`] is the secret-leak search every test ends with.
 
 use std::collections::HashMap;
@@ -63,6 +63,17 @@ pub fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     out
 }
 
+/// The port in serve's `listening on 127.0.0.1:<port>` line.
+fn listening_port(stdout: &str) -> Option<u16> {
+    let marker = "listening on 127.0.0.1:";
+    let rest = &stdout[stdout.find(marker)? + marker.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    // Only a whole line: the capture thread may have read half of it.
+    (rest.len() > digits.len())
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 /// A running `stsbridge serve`.
 pub struct App {
     child: Child,
@@ -78,20 +89,16 @@ pub struct App {
 impl App {
     pub async fn spawn(env: HashMap<String, String>) -> App {
         let home = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut cmd = base_command(&env, home.path());
-        cmd.arg("serve")
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+        // Port 0: serve binds a free port itself and logs which. (A port picked here and passed
+        // on could be taken by another test's server before serve binds it.)
+        cmd.arg("serve").env("FUNCTIONS_CUSTOMHANDLER_PORT", "0");
         let mut child = cmd.spawn().expect("spawn stsbridge serve");
         let stdout = capture(child.stdout.take().unwrap());
         let stderr = capture(child.stderr.take().unwrap());
-        let app = App {
+        let mut app = App {
             child,
-            port,
+            port: 0,
             stdout,
             stderr,
             http: reqwest::Client::new(),
@@ -100,11 +107,14 @@ impl App {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if app.http.get(app.url("/")).send().await.is_ok() {
+            if app.port == 0 {
+                app.port = listening_port(&app.stdout.lock().unwrap()).unwrap_or(0);
+            }
+            if app.port != 0 && app.http.get(app.url("/")).send().await.is_ok() {
                 return app;
             }
             assert!(
-                Instant::now() < deadline,
+                Instant::now() < deadline && app.is_running(),
                 "stsbridge serve did not answer GET /: {}",
                 app.output()
             );

@@ -343,11 +343,23 @@ impl Vaults {
 
     /// Lists every version's metadata (no values), newest first.
     pub async fn versions(&self, secret: &SecretRef) -> Result<Vec<VersionInfo>, VaultError> {
+        let mut out = Vec::new();
+        self.each_version(secret, |v| out.push(v)).await?;
+        out.sort_by_key(|v| std::cmp::Reverse(v.created));
+        Ok(out)
+    }
+
+    /// Visits every version's metadata (no values) in the vault's order, page by page, without
+    /// holding the whole list: a secret rotated hourly has thousands of versions after a year.
+    pub async fn each_version(
+        &self,
+        secret: &SecretRef,
+        mut visit: impl FnMut(VersionInfo),
+    ) -> Result<(), VaultError> {
         let client = self.client(secret)?;
         let mut pager = client
             .list_secret_properties_versions(&secret.name, None)
             .map_err(|e| map_error("list versions of", secret, e))?;
-        let mut out = Vec::new();
         while let Some(item) = pager
             .try_next()
             .await
@@ -359,7 +371,7 @@ impl Vaults {
                 .and_then(|r| r.version)
                 .unwrap_or_default();
             let attributes = item.attributes.unwrap_or_default();
-            out.push(VersionInfo {
+            visit(VersionInfo {
                 version,
                 enabled: attributes.enabled.unwrap_or(true),
                 created: attributes.created.and_then(to_chrono),
@@ -367,8 +379,7 @@ impl Vaults {
                 tags: item.tags.unwrap_or_default().into_iter().collect(),
             });
         }
-        out.sort_by_key(|v| std::cmp::Reverse(v.created));
-        Ok(out)
+        Ok(())
     }
 
     /// Replaces the tags of one version (no new version is created).

@@ -46,6 +46,8 @@ pub(super) struct SideTasks {
     last: Mutex<Option<SideWork>>,
     /// The last refresh of the Azure consumers this target lists (scheduled by the fleet).
     last_refresh: Mutex<Option<SideWork>>,
+    /// When this process last swept the published secrets' versions (see [`super::hygiene`]).
+    pub(super) swept_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// A job's actions and warnings.

@@ -1,7 +1,8 @@
 //! Version hygiene, side work after a successful publish: every superseded version still holds
 //! credentials until they expire, and an hourly rotation adds ~96 versions a day. Versions whose
 //! credentials have expired are disabled, except the newest `KeepEnabledVersions` (for consumers
-//! pinned to a version). Idempotent; a pass that is cut short is finished by the next one.
+//! pinned to a version). Idempotent; a sweep cut short by the side work's budget is finished by
+//! the next sweep.
 //!
 //! Key Vault cannot filter a listing: finding those versions means listing every version, one
 //! request per 25, and the history only grows (~8,760 versions per secret after a year of hourly

@@ -258,3 +258,68 @@ async fn expired_versions_are_disabled_after_a_publish_keeping_the_newest() {
     );
     assert!(bed.vault.latest("SessionToken").unwrap().enabled);
 }
+
+/// Version hygiene lists every version, so a serving process sweeps on its first publish and
+/// then at most once a day; a sweep that could not list leaves the next publish to sweep.
+#[tokio::test]
+async fn a_serving_process_sweeps_versions_once_a_day_and_again_after_a_failed_listing() {
+    let bed = TestBed::start().await.unwrap();
+    let past = chrono::Utc::now().timestamp() - 60;
+    let seed = || bed.vault.seed_expiring("SessionToken", "old", &[], past);
+    let enabled = |version: &str| {
+        bed.vault
+            .versions("SessionToken")
+            .into_iter()
+            .find(|v| v.version == version)
+            .unwrap()
+            .enabled
+    };
+    let (first, second) = (seed(), seed());
+    bed.vault.faults.add(
+        Rule::on("list", Fault::forbidden_by_rbac())
+            .named("SessionToken")
+            .times(1),
+    );
+    let app = App::spawn(settings(&bed, &[("KeepEnabledVersions", "1")], &[])).await;
+    app.wait_warm_up(1).await;
+
+    // The first publish's sweep cannot list SessionToken: it says so and disables nothing there.
+    let side = publish_and_wait_side_work(&app, None).await;
+    assert!(
+        side["warnings"].to_string().contains("version hygiene"),
+        "{side}"
+    );
+    assert!(enabled(&first) && enabled(&second));
+
+    // The next publish sweeps again and disables both.
+    let side = publish_and_wait_side_work(&app, Some(&side)).await;
+    assert!(!enabled(&first) && !enabled(&second), "{side}");
+
+    // Once a sweep has succeeded, the next is a day away: a new expired version stays enabled.
+    let third = seed();
+    publish_and_wait_side_work(&app, Some(&side)).await;
+    assert!(enabled(&third));
+    assert_no_secrets(&bed, &[&app.all_text()]);
+}
+
+/// A forced HttpRotate, then GET HttpRotate until it shows side work that finished after
+/// `previous` (which has one-second resolution: a second apart).
+async fn publish_and_wait_side_work(
+    app: &App,
+    previous: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    if previous.is_some() {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let answer = app.http_rotate("POST", &[("force", "true")], None).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let before = previous.map(|p| p["finishedAt"].clone());
+    for _ in 0..400 {
+        let side = app.http_rotate("GET", &[], None).await.body["sideWork"].clone();
+        if !side.is_null() && Some(&side["finishedAt"]) != before.as_ref() {
+            return side;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no new side work: {}", app.output());
+}

@@ -312,6 +312,8 @@ struct ReaderStats {
     good: u64,
     other: BTreeMap<String, u64>,
     longest_disagreement: Duration,
+    /// The hour (and its fault) in which the longest disagreement began.
+    longest_disagreement_began: String,
 }
 
 /// The plain bundle reader: the vault's bundle and separate secrets every 100 ms.
@@ -321,7 +323,7 @@ async fn bundle_reader(
     shared: Arc<Shared>,
 ) -> ReaderStats {
     let mut stats = ReaderStats::default();
-    let mut disagreeing: Option<(Instant, bool)> = None;
+    let mut disagreeing: Option<(Instant, bool, String)> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         stats.reads += 1;
@@ -354,12 +356,19 @@ async fn bundle_reader(
             .all(|(name, field)| vault.latest(name).map(|s| s.value).as_deref() == field);
         match (agree, &mut disagreeing) {
             (true, d) => {
-                if let Some((since, _)) = d.take() {
-                    stats.longest_disagreement = stats.longest_disagreement.max(since.elapsed());
+                if let Some((since, _, began)) = d.take() {
+                    stats.note_disagreement(since, began);
                 }
             }
-            (false, None) => disagreeing = Some((Instant::now(), false)),
-            (false, Some((since, reported))) => {
+            (false, None) => {
+                let began = format!(
+                    "hour {} [{}]",
+                    shared.hour.load(Ordering::SeqCst),
+                    shared.fault.lock().unwrap()
+                );
+                disagreeing = Some((Instant::now(), false, began));
+            }
+            (false, Some((since, reported, _))) => {
                 if !*reported && shared.rotated_since(*since, Duration::from_millis(300)) {
                     *reported = true;
                     shared.violate(format!(
@@ -370,10 +379,19 @@ async fn bundle_reader(
             }
         }
     }
-    if let Some((since, _)) = disagreeing {
-        stats.longest_disagreement = stats.longest_disagreement.max(since.elapsed());
+    if let Some((since, _, began)) = disagreeing {
+        stats.note_disagreement(since, format!("{began}, still open at the end"));
     }
     stats
+}
+
+impl ReaderStats {
+    fn note_disagreement(&mut self, since: Instant, began: String) {
+        if since.elapsed() > self.longest_disagreement {
+            self.longest_disagreement = since.elapsed();
+            self.longest_disagreement_began = began;
+        }
+    }
 }
 
 /// The `serve-credentials` client: a GET with the token every 100 ms.
@@ -892,7 +910,11 @@ pub async fn soak(bin: &Path, seed: u64, hours: u32, keep_logs: bool) -> anyhow:
         ),
         (
             "bundle reader: longest separate-secrets disagreement".into(),
-            format!("{:.1} s", bundle_stats.longest_disagreement.as_secs_f64()),
+            format!(
+                "{:.1} s (began in {})",
+                bundle_stats.longest_disagreement.as_secs_f64(),
+                bundle_stats.longest_disagreement_began
+            ),
         ),
         (
             "serve-credentials: requests, good sets, other answers".into(),

@@ -64,30 +64,8 @@ pub enum Command {
         /// Read settings from this local.settings.json's Values (over the environment).
         #[arg(long)]
         settings: Option<PathBuf>,
-        /// With a targets file: revoke these targets' principals (comma-separated, or repeated).
-        #[arg(long, value_delimiter = ',', conflicts_with = "all")]
-        target: Vec<String>,
-        /// With a targets file: every target's principal.
-        #[arg(long)]
-        all: bool,
-        /// Print the policy documents it would put; change nothing anywhere.
-        #[arg(long)]
-        dry_run: bool,
-        /// The IAM user's long-lived key leaked too: new key first, delete every key the vault
-        /// does not hold, then revoke and re-issue.
-        #[arg(long)]
-        rotate_source_key: bool,
-        /// The operator's AWS profile (e.g. one signed in with `stsbridge sso login`).
-        #[arg(long, value_name = "NAME")]
-        aws_profile: Option<String>,
-        /// Delete revocation policies no live session can be older than (36 h for users, 12 h
-        /// for roles); refuse younger ones.
-        #[arg(long)]
-        prune: bool,
-        /// Web-identity targets: the function app's HttpRotate URL, called with force=true and
-        /// the key in STSBRIDGE_FUNCTION_KEY.
-        #[arg(long, value_name = "URL")]
-        function_url: Option<String>,
+        #[command(flatten)]
+        args: revoke::Args,
     },
     /// Validate the settings and say what a rotation would do, without minting.
     Check {
@@ -357,27 +335,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             ..
         } => rotate::rotate(force, rotate_source_key, &target).await,
         Command::Check { .. } => rotate::check().await,
-        Command::Revoke {
-            target,
-            all,
-            dry_run,
-            rotate_source_key,
-            aws_profile,
-            prune,
-            function_url,
-            ..
-        } => {
-            revoke::revoke(revoke::Args {
-                target,
-                all,
-                dry_run,
-                rotate_source_key,
-                aws_profile,
-                prune,
-                function_url,
-            })
-            .await
-        }
+        Command::Revoke { args, .. } => revoke::revoke(args).await,
         Command::Show { bundle } => consumers::show(bundle).await,
         Command::CredentialProcess {
             bundle,

@@ -11,13 +11,31 @@ use crate::revoke::{operator::Operator, Options};
 use crate::rotation::fleet::Fleet;
 
 /// The command's flags.
+#[derive(clap::Args)]
 pub struct Args {
+    /// With a targets file: revoke these targets' principals (comma-separated, or repeated).
+    #[arg(long, value_delimiter = ',', conflicts_with = "all")]
     pub target: Vec<String>,
+    /// With a targets file: every target's principal.
+    #[arg(long)]
     pub all: bool,
+    /// Print the policy documents it would put; change nothing anywhere.
+    #[arg(long)]
     pub dry_run: bool,
+    /// The IAM user's long-lived key leaked too: new key first, delete every key the vault
+    /// does not hold, then revoke and re-issue.
+    #[arg(long)]
     pub rotate_source_key: bool,
+    /// The operator's AWS profile (e.g. one signed in with `stsbridge sso login`).
+    #[arg(long, value_name = "NAME")]
     pub aws_profile: Option<String>,
+    /// Delete revocation policies no live session can be older than (36 h for users, 12 h
+    /// for roles); refuse younger ones.
+    #[arg(long)]
     pub prune: bool,
+    /// Web-identity targets: the function app's HttpRotate URL, called with force=true and
+    /// the key in STSBRIDGE_FUNCTION_KEY.
+    #[arg(long, value_name = "URL")]
     pub function_url: Option<String>,
 }
 

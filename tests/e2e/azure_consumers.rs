@@ -38,14 +38,7 @@ fn register(bed: &TestBed, names: &[&str]) {
 
 /// Polls GET HttpRotate until its side work mentions `what`.
 async fn side_work_mentioning(app: &App, what: &str) -> serde_json::Value {
-    for _ in 0..200 {
-        let state = app.http_rotate("GET", &[], None).await.body;
-        if state["sideWork"].to_string().contains(what) {
-            return state["sideWork"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no side work mentioning {what}: {}", app.output());
+    app.side_work_where(|s| s.to_string().contains(what)).await
 }
 
 #[tokio::test]

@@ -314,12 +314,6 @@ async fn publish_and_wait_side_work(
     let answer = app.http_rotate("POST", &[("force", "true")], None).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let before = previous.map(|p| p["finishedAt"].clone());
-    for _ in 0..400 {
-        let side = app.http_rotate("GET", &[], None).await.body["sideWork"].clone();
-        if !side.is_null() && Some(&side["finishedAt"]) != before.as_ref() {
-            return side;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no new side work: {}", app.output());
+    app.side_work_where(|s| !s.is_null() && Some(&s["finishedAt"]) != before.as_ref())
+        .await
 }

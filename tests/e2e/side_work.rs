@@ -35,16 +35,13 @@ async fn an_iam_that_never_answers_does_not_hold_the_answer() {
         "the answer came while ListAccessKeys was still hanging"
     );
     // Its own timeout (a quarter of the budget) ends it, and GET says so.
-    let mut state = serde_json::Value::Null;
-    for _ in 0..100 {
-        state = app.http_rotate("GET", &[], None).await.body;
-        if !state["sideWork"].is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let side = state["sideWork"]["warnings"].to_string();
-    assert!(side.contains("did not finish within 2 s"), "{state}");
+    let side = app.side_work_where(|s| !s.is_null()).await;
+    assert!(
+        side["warnings"]
+            .to_string()
+            .contains("did not finish within 2 s"),
+        "{side}"
+    );
     assert_no_secrets(&bed, &[&app.all_text()]);
 }
 

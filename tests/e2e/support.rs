@@ -122,18 +122,31 @@ impl App {
         }
     }
 
-    /// Waits (up to 20 s) until the first run's side work has finished (GET HttpRotate shows
-    /// it), so that a test counting calls after that run sees only its own.
-    pub async fn wait_side_work(&self) {
+    /// Polls GET HttpRotate (up to 20 s) until the side work it shows satisfies `done`, and
+    /// returns that side work.
+    pub async fn side_work_where(
+        &self,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.http_rotate("GET", &[], None).await.body["sideWork"].is_null() {
+        loop {
+            let side = self.http_rotate("GET", &[], None).await.body["sideWork"].clone();
+            if done(&side) {
+                return side;
+            }
             assert!(
                 Instant::now() < deadline,
-                "no side work finished: {}",
+                "no such side work: {side}\n{}",
                 self.output()
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Waits until the first run's side work has finished, so that a test counting calls after
+    /// that run sees only its own.
+    pub async fn wait_side_work(&self) {
+        self.side_work_where(|s| !s.is_null()).await;
     }
 
     /// Waits (up to 20 s) until the start-up warm-up of every target has finished (its log

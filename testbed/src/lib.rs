@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use rand::Rng;
+use rand::RngExt;
 
 pub use faults::{Fault, Rule};
 

@@ -390,7 +390,7 @@ fn field(body: &Value, name: &str) -> Option<String> {
 
 /// RFC 8628 §6.1: eight characters of a consonant alphabet, easy to read and type.
 fn user_code() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
     let mut rng = rand::rng();
     let mut code: String = (0..8)

@@ -5,8 +5,13 @@
 //!
 //! Over TLS like the vault; only bearer tokens the test bed's identity endpoint issued for this
 //! endpoint's audience are accepted (else 401 `InvalidAuthenticationToken`). Apps are registered
-//! by tests with their references' statuses; an unknown app is 404 `ResourceNotFound`, ARM's
-//! error body `{"error":{"code","message"}}` throughout. Faults (`refresh` / `list`, by the app's
+//! by tests with their references' first statuses; an unknown app is 404 `ResourceNotFound`, ARM's
+//! error body `{"error":{"code","message"}}` throughout. Like App Service, a refresh re-resolves
+//! every (versionless) reference against the test bed's vault: the status and the version it
+//! points to follow what the vault holds then (`Resolved` with the latest version,
+//! `SecretNotFound`, `OtherReasons` for a disabled latest version), and a listing shows them — but a
+//! reference whose app identity may not read the vault (`AccessToKeyVaultDenied` at registration)
+//! stays denied, as a missing role assignment would keep it. Faults (`refresh` / `list`, by the app's
 //! name) can answer 403 `AuthorizationFailed`, 429 with `Retry-After`, hang or drop. Every call is
 //! recorded.
 
@@ -22,6 +27,7 @@ use serde_json::json;
 
 use crate::faults::{Fault, Faults};
 use crate::identity::TokenIssuer;
+use crate::keyvault::KeyVault;
 use crate::serve::DropConnection;
 
 /// One Key Vault reference of a registered app.
@@ -30,6 +36,26 @@ pub struct Reference {
     pub setting: String,
     pub secret_name: String,
     pub status: String,
+    /// The version it resolved to (`secretVersion`), when resolved.
+    pub version: Option<String>,
+    /// The app's identity may not read the vault: every resolution is `AccessToKeyVaultDenied`.
+    denied: bool,
+}
+
+impl Reference {
+    /// What App Service would resolve this reference to now.
+    fn resolve(&mut self, vault: &KeyVault) {
+        if self.denied {
+            self.status = "AccessToKeyVaultDenied".into();
+            self.version = None;
+            return;
+        }
+        (self.status, self.version) = match vault.latest(&self.secret_name) {
+            None => ("SecretNotFound".into(), None),
+            Some(v) if !v.enabled => ("OtherReasons".into(), None),
+            Some(v) => ("Resolved".into(), Some(v.version)),
+        };
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -55,6 +81,7 @@ pub struct ArmCall {
 #[derive(Debug)]
 pub struct ArmFake {
     issuer: Arc<TokenIssuer>,
+    vault: Arc<KeyVault>,
     audience: Mutex<String>,
     pub faults: Faults,
     apps: Mutex<BTreeMap<String, App>>,
@@ -62,9 +89,10 @@ pub struct ArmFake {
 }
 
 impl ArmFake {
-    pub fn new(issuer: Arc<TokenIssuer>) -> Arc<Self> {
+    pub fn new(issuer: Arc<TokenIssuer>, vault: Arc<KeyVault>) -> Arc<Self> {
         Arc::new(Self {
             issuer,
+            vault,
             audience: Mutex::default(),
             faults: Faults::default(),
             apps: Mutex::default(),
@@ -79,23 +107,40 @@ impl ArmFake {
     }
 
     /// Registers an app (`/subscriptions/…/providers/Microsoft.Web/sites/NAME[/slots/S]`) with
-    /// its Key Vault references.
+    /// its Key Vault references as `(setting, secret name, status)`: the status until the first
+    /// refresh (`Resolved` ones point at the secret's latest version now);
+    /// `AccessToKeyVaultDenied` stays so.
     pub fn add_app(&self, id: &str, references: &[(&str, &str, &str)]) {
+        let references = references
+            .iter()
+            .map(|(setting, secret, status)| Reference {
+                setting: setting.to_string(),
+                secret_name: secret.to_string(),
+                status: status.to_string(),
+                version: (*status == "Resolved")
+                    .then(|| self.vault.latest(secret).map(|v| v.version))
+                    .flatten(),
+                denied: *status == "AccessToKeyVaultDenied",
+            })
+            .collect();
         self.apps.lock().unwrap().insert(
             id.to_ascii_lowercase(),
             App {
                 id: id.to_string(),
-                references: references
-                    .iter()
-                    .map(|(setting, secret, status)| Reference {
-                        setting: setting.to_string(),
-                        secret_name: secret.to_string(),
-                        status: status.to_string(),
-                    })
-                    .collect(),
+                references,
                 refreshes: 0,
             },
         );
+    }
+
+    /// An app's references as a listing would show them now.
+    pub fn references(&self, id: &str) -> Vec<Reference> {
+        self.apps
+            .lock()
+            .unwrap()
+            .get(&id.to_ascii_lowercase())
+            .map(|a| a.references.clone())
+            .unwrap_or_default()
     }
 
     /// How many refreshes the app has had.
@@ -264,6 +309,9 @@ async fn answer(
     };
     if op == "refresh" {
         found.refreshes += 1;
+        for r in &mut found.references {
+            r.resolve(&arm.vault);
+        }
         return (StatusCode::OK, [("content-type", "application/json")], "{}").into_response();
     }
     let value: Vec<serde_json::Value> = found
@@ -279,6 +327,8 @@ async fn answer(
                     "status": r.status,
                     "vaultName": "kv",
                     "secretName": r.secret_name,
+                    "secretVersion": r.version,
+                    "activeVersion": r.version,
                     "identityType": "SystemAssigned",
                     "source": "KeyVault",
                 }

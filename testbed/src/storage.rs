@@ -14,6 +14,8 @@
 //! servers' `faults` do: the benchmarks measure round trips with the same latency on storage.
 //! [`Azurite::set_down`] makes the relay refuse storage (connections closed unanswered) and
 //! [`Azurite::set_down`]`(false)` brings it back with its blobs: the soak's "storage down".
+//! [`Azurite::set_hang`] makes it accept connections and never answer (a storage front that
+//! stalls: only a client's own timeout ends the wait).
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -50,6 +52,7 @@ pub struct Azurite {
     pub port: u16,
     latency: Arc<Mutex<Duration>>,
     down: Arc<AtomicBool>,
+    hang: Arc<AtomicBool>,
     relay: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -120,6 +123,7 @@ impl Azurite {
                 port,
                 latency: Arc::default(),
                 down: Arc::default(),
+                hang: Arc::default(),
                 relay: None,
                 _dir: dir,
             };
@@ -163,6 +167,7 @@ impl Azurite {
         self.port = listener.local_addr()?.port();
         let latency = self.latency.clone();
         let down = self.down.clone();
+        let hang = self.hang.clone();
         self.relay = Some(tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if down.load(Ordering::SeqCst) {
@@ -170,8 +175,14 @@ impl Azurite {
                     drop(client);
                     continue;
                 }
+                if hang.load(Ordering::SeqCst) {
+                    // Accepted, read, never answered: a front that hangs.
+                    tokio::spawn(swallow(client));
+                    continue;
+                }
                 let latency = latency.clone();
                 let down = down.clone();
+                let hang = hang.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                     else {
@@ -193,6 +204,10 @@ impl Azurite {
                             // A pooled connection dies with storage, at its next request.
                             if down.load(Ordering::SeqCst) {
                                 return Ok(());
+                            }
+                            // ... or goes silent with it: requests read, never forwarded.
+                            if hang.load(Ordering::SeqCst) {
+                                continue;
                             }
                             sw.write_all(&buf[..n]).await?;
                         }
@@ -219,6 +234,13 @@ impl Azurite {
     /// request) or back (`false`); unlike [`Azurite::stop`], the blobs (leases) survive.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Storage hanging (`true`: every connection, new or pooled, is accepted and its requests
+    /// read but never answered, as a storage front that stalls) or answering again (`false`;
+    /// connections that hung stay silent, as a client's timed-out ones would).
+    pub fn set_hang(&self, hang: bool) {
+        self.hang.store(hang, Ordering::SeqCst);
     }
 
     /// The Blob service endpoint of the development account.
@@ -264,4 +286,10 @@ impl Drop for Azurite {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Reads a connection to its end and never answers.
+async fn swallow(mut client: tokio::net::TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while matches!(client.read(&mut buf).await, Ok(n) if n > 0) {}
 }

@@ -92,6 +92,67 @@ async fn apps_are_refreshed_after_a_mint_and_a_repair_but_not_after_a_fresh_run(
     assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
+/// The Resource Manager fake moves as App Service does: a refresh re-resolves each reference
+/// against the vault, so after every publish the app's bundle reference points at the version just
+/// published, and a reference to a secret that is gone is reported as such.
+#[tokio::test]
+async fn a_refresh_moves_each_reference_to_the_version_just_published() {
+    let bed = TestBed::start().await.unwrap();
+    bed.arm.add_app(
+        &app_id("app-a"),
+        &[
+            ("AWS_CREDENTIALS", "AwsSessionCredentials", "Resolved"),
+            ("LEGACY", "Retired-Secret", "Resolved"),
+        ],
+    );
+    let app = App::spawn(settings(
+        &bed,
+        &[("RefreshAppSettingsOf", &app_id("app-a"))],
+        &[],
+    ))
+    .await;
+    let version_of = |setting: &str| {
+        bed.arm
+            .references(&app_id("app-a"))
+            .into_iter()
+            .find(|r| r.setting == setting)
+            .map(|r| (r.status, r.version))
+            .unwrap()
+    };
+    assert_eq!(version_of("AWS_CREDENTIALS"), ("Resolved".into(), None));
+
+    for round in 1..=2 {
+        let answer = app.http_rotate("POST", &[("force", "true")], None).await;
+        assert_eq!(answer.body["rotated"], true, "{:?}", answer.body);
+        // This round's refresh and listing done (side work, after the answer).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while bed.arm.calls().iter().filter(|c| c.op == "list").count() < round as usize {
+            assert!(std::time::Instant::now() < deadline, "no listing");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let side = app
+            .side_work_where(|s| s.to_string().contains("refreshed the Key Vault references"))
+            .await
+            .to_string();
+        assert_eq!(bed.arm.refreshes(&app_id("app-a")), round);
+        let published = bed.vault.latest("AwsSessionCredentials").unwrap().version;
+        assert_eq!(
+            version_of("AWS_CREDENTIALS"),
+            ("Resolved".into(), Some(published)),
+            "round {round}"
+        );
+        assert_eq!(version_of("LEGACY"), ("SecretNotFound".into(), None));
+        assert!(
+            side.contains("refreshed the Key Vault references of app app-a: 1 of 2 resolved")
+                && side.contains(
+                    "the Key Vault reference of setting LEGACY is SecretNotFound: the reference names a secret that does not exist"
+                ),
+            "{side}"
+        );
+    }
+    assert_no_secrets(&bed, &[&app.all_text()]);
+}
+
 #[tokio::test]
 async fn an_app_that_refuses_never_stops_the_others_or_the_rotation() {
     let bed = TestBed::start().await.unwrap();

@@ -226,6 +226,49 @@ async fn with_storage_down_rotation_goes_on_and_a_new_key_rotation_is_refused() 
     assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
+/// A storage front that accepts connections and never answers (the test bed's `hang` fault): the
+/// lease's wait is bounded, the rotation answers within its budget, and the lease store is
+/// reported unreachable.
+#[tokio::test]
+async fn with_storage_hanging_a_rotation_answers_within_its_budget_and_says_the_lease_store_is_unreachable(
+) {
+    let bed = bed_with_storage().await;
+    let app = App::spawn(settings(
+        &bed,
+        &[
+            ("RotationLeaseSeconds", "15"),
+            ("RotationTimeBudgetSeconds", "20"),
+        ],
+        &[],
+    ))
+    .await;
+    app.wait_warm_up(1).await;
+    bed.storage.as_ref().unwrap().set_hang(true);
+
+    let started = Instant::now();
+    let minted = app.http_rotate("POST", &[("force", "true")], None).await;
+    let took = started.elapsed();
+
+    assert_eq!(minted.status, 200, "{:?}", minted.body);
+    assert_eq!(minted.body["rotated"], true);
+    let warnings = minted.body["warnings"].to_string();
+    assert!(
+        warnings.contains("rotation lease could not be used")
+            && warnings.contains("no answer within 5 s from the lease store"),
+        "{warnings}"
+    );
+    // The lease's call is bounded by a quarter of the budget: 5 s, then read, mint, verify,
+    // publish on the test bed take well under a second.
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    assert_eq!(bed.sts.calls_of("GetSessionToken").len(), 1);
+    let text = app.all_text();
+    assert_no_sas(&text);
+    assert_no_secrets(&bed, &[&text]);
+}
+
 #[tokio::test]
 async fn check_names_the_lease_store_and_its_form_but_never_the_key() {
     let bed = bed_with_storage().await;

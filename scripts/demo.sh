@@ -25,9 +25,9 @@ for _ in $(seq 1 600); do [ -f "$work/env" ] && break; sleep 0.1; done
 [ -f "$work/env" ] || { cat "$work/testbed.log" >&2; echo "demo: the test bed did not start" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$work/env"
-# The test bed's vault is on 127.0.0.1, where the challenge's domain check cannot pass; the
-# switch is honoured for loopback vaults only and given per command, never exported.
-sb() { KeyVaultVerifyChallengeResource=false "$bin/stsbridge" "$@"; }
+# The env file reaches the vault as https://kv.vault.test through the test bed's proxy
+# (HTTPS_PROXY), so every check runs at its production default.
+sb() { "$bin/stsbridge" "$@"; }
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

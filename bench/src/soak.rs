@@ -1012,6 +1012,7 @@ mod tests {
             account: "123456789012".into(),
             user_id: "AIDA".into(),
             issued: chrono::Utc::now(),
+            kind: testbed::sts::SessionKind::UserSession,
         };
         HashMap::from([(id.to_string(), m)])
     }

@@ -12,6 +12,9 @@
 //! - [`faults`]: latency, error, throttling and dropped-connection injection for both servers.
 //! - [`tls`]: the throw-away CA (trusted by clients through `SSL_CERT_FILE`).
 //! - [`serve`]: the accept loop (plain or TLS, able to drop connections).
+//! - [`proxy`]: the loopback HTTPS proxy that lets clients reach the vault by a name inside the
+//!   challenge resource's domain, so the challenge check runs at its production default.
+//! - [`sigv4`]: AWS Signature Version 4, verified as AWS does (the STS front's checks).
 //!
 //! [`TestBed::start`] starts everything on free 127.0.0.1 ports, creates an IAM user in moto with
 //! an access key, stores that key in the vault under seed 000's names, and hands back the
@@ -24,7 +27,9 @@ pub mod faults;
 pub mod identity;
 pub mod keyvault;
 pub mod moto;
+pub mod proxy;
 pub mod serve;
+pub mod sigv4;
 pub mod sso;
 pub mod storage;
 pub mod sts;
@@ -34,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use base64::Engine;
 use rand::RngExt;
 
 pub use faults::{Fault, Rule};
@@ -98,6 +104,8 @@ pub struct TestBed {
     pub source: SourceKeys,
     pub ca_file: PathBuf,
     pub moto: moto::Moto,
+    /// The loopback HTTPS proxy that tunnels the vault's name (and nothing else) to the vault.
+    pub proxy: proxy::Proxy,
     /// Azurite, when [`Options::storage`] asked for it.
     pub storage: Option<storage::Azurite>,
     kv_server: serve::Server,
@@ -156,6 +164,8 @@ impl TestBed {
             Some(tls.server_config.clone()),
         )
         .await?;
+        let proxy = proxy::Proxy::start().await?;
+        proxy.route(&format!("{}:443", options.vault_host), kv_server.addr);
         let identity_server =
             serve::Server::bind_and_spawn(identity::router(issuer.clone()), None).await?;
         let login_server = serve::Server::bind_and_spawn(
@@ -171,7 +181,7 @@ impl TestBed {
         let sso_portal_server =
             serve::Server::bind_and_spawn(sso::portal_router(sso.clone()), None).await?;
 
-        let arm = arm::ArmFake::new(issuer.clone());
+        let arm = arm::ArmFake::new(issuer.clone(), vault.clone());
         let arm_server = serve::Server::bind_and_spawn(
             arm::router(arm.clone()),
             Some(tls.server_config.clone()),
@@ -182,7 +192,7 @@ impl TestBed {
         let source = create_iam_user(&moto.url, "stsbridge-minter")
             .await
             .context("creating the IAM user in moto")?;
-        sts.only_accept_keys(&[&source.access_key_id]);
+        sts.register_key(&source.access_key_id, &source.secret_access_key);
         vault.seed(SOURCE_KEY_ID_SECRET, &source.access_key_id, &[]);
         vault.seed(SOURCE_SECRET_KEY_SECRET, &source.secret_access_key, &[]);
 
@@ -196,6 +206,7 @@ impl TestBed {
             source,
             ca_file: tls.ca_file,
             moto,
+            proxy,
             storage,
             kv_server,
             identity_server,
@@ -208,19 +219,28 @@ impl TestBed {
         })
     }
 
-    /// The vault under its loopback address (`https://127.0.0.1:PORT`).
+    /// The vault as the app reaches it: a host name inside the challenge resource's domain on
+    /// the default port, like a real vault (`https://kv.vault.test`), through [`TestBed::proxy`]
+    /// (the settings of [`TestBed::env`] say so), which tunnels `kv.vault.test:443` to the
+    /// vault's loopback port. So the challenge check runs at its production default, and clients
+    /// whose check compares the whole authority (the Python SDK's) pass it too.
     pub fn vault_url(&self) -> String {
+        format!("https://{}", self.options.vault_host)
+    }
+
+    /// The vault under its loopback address (`https://127.0.0.1:PORT`), where the challenge
+    /// check cannot pass: only with `KeyVaultVerifyChallengeResource=false`.
+    pub fn vault_url_loopback(&self) -> String {
         format!("https://127.0.0.1:{}", self.kv_server.addr.port())
     }
 
-    /// The vault under the host name inside the challenge resource's domain; resolve it to
-    /// [`TestBed::vault_addr`] (e.g. reqwest's `resolve`) to keep the challenge check on.
-    pub fn vault_url_named(&self) -> String {
-        format!(
-            "https://{}:{}",
-            self.options.vault_host,
-            self.kv_server.addr.port()
-        )
+    /// The proxy settings every client of [`TestBed::vault_url`] needs (`HTTPS_PROXY`,
+    /// `NO_PROXY`): the vault's name is tunnelled, loopback addresses go direct.
+    pub fn proxy_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HTTPS_PROXY".into(), self.proxy.url()),
+            ("NO_PROXY".into(), "127.0.0.1,localhost,::1".into()),
+        ]
     }
 
     pub fn vault_addr(&self) -> std::net::SocketAddr {
@@ -275,12 +295,12 @@ impl TestBed {
     }
 
     /// The settings a handler needs to rotate against this test bed with the source keys read
-    /// from the vault by secret URI (the app resolves them itself).
+    /// from the vault by secret URI (the app resolves them itself). The vault is reached by name
+    /// through the bed's proxy with the challenge check at its default, on.
     pub fn env(&self) -> Vec<(String, String)> {
         let vault = self.vault_url();
         [
             ("KeyVaultUrl", vault.clone()),
-            ("KeyVaultVerifyChallengeResource", "false".into()),
             (
                 "UsernameFromKeyVault",
                 format!("{vault}/secrets/{SOURCE_KEY_ID_SECRET}"),
@@ -300,6 +320,7 @@ impl TestBed {
         .into_iter()
         .chain(self.storage.iter().flat_map(storage::Azurite::app_settings))
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.proxy_env())
         .collect()
     }
 
@@ -362,8 +383,18 @@ impl TestBed {
         Ok(out)
     }
 
+    /// Creates another IAM user with one access key in moto (not through the front, so it is no
+    /// call of the app's), and teaches the front the key (an operator's, say).
+    pub async fn create_iam_user(&self, user_name: &str) -> anyhow::Result<SourceKeys> {
+        let keys = create_iam_user(&self.moto.url, user_name).await?;
+        self.sts
+            .register_key(&keys.access_key_id, &keys.secret_access_key);
+        Ok(keys)
+    }
+
     /// Adds a second access key to the IAM user directly in moto (not through the front, so it
-    /// is not a call of the app's); `active` false makes it inactive. Returns its id and secret.
+    /// is not a call of the app's), known to the front; `active` false makes it inactive.
+    /// Returns its id and secret.
     pub async fn add_access_key(&self, active: bool) -> anyhow::Result<(String, String)> {
         let user = &self.source.user_name;
         let text = moto_iam(
@@ -377,8 +408,11 @@ impl TestBed {
             let end = start + text[start..].find('<').context("truncated answer")?;
             Ok(text[start..end].to_string())
         };
-        let (id, secret) = (get("AccessKeyId")?, get("SecretAccessKey")?);
+        // moto never checks a secret: the front knows one shaped like AWS's.
+        let (id, secret) = (get("AccessKeyId")?, aws_secret());
+        self.sts.register_key(&id, &secret);
         if !active {
+            self.sts.set_key_active(&id, false);
             moto_iam(
                 &self.moto.url,
                 &format!("Action=UpdateAccessKey&Version=2010-05-08&UserName={user}&AccessKeyId={id}&Status=Inactive"),
@@ -386,6 +420,70 @@ impl TestBed {
             .await?;
         }
         Ok((id, secret))
+    }
+}
+
+impl TestBed {
+    /// `GetCallerIdentity` through the STS front, signed (SigV4) with this set as any SDK would
+    /// sign it: the caller's ARN, or the front's error code. A set whose secret does not belong to
+    /// its key id gets `SignatureDoesNotMatch` — which is how a test proves a published or
+    /// consumed set is whole.
+    pub async fn caller_arn(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Result<String, String> {
+        use axum::http::{HeaderMap, HeaderValue};
+        let body = "Action=GetCallerIdentity&Version=2011-06-15";
+        let url = self.sts_url();
+        let mut headers = HeaderMap::new();
+        let host = url.trim_start_matches("http://");
+        headers.insert("host", HeaderValue::from_str(host).map_err(|e| e.to_string())?);
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        headers.insert("x-amz-date", HeaderValue::from_str(&now).map_err(|e| e.to_string())?);
+        if let Some(t) = session_token {
+            headers.insert(
+                "x-amz-security-token",
+                HeaderValue::from_str(t).map_err(|e| e.to_string())?,
+            );
+        }
+        let auth = sigv4::authorization_for(
+            &sigv4::Request {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body: body.as_bytes(),
+            },
+            access_key_id,
+            secret_access_key,
+            "us-east-1",
+            "sts",
+        );
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&auth).map_err(|e| e.to_string())?,
+        );
+        headers.remove("host");
+        let response = reqwest::Client::new()
+            .post(format!("{url}/"))
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let tag = |name: &str| {
+            let open = format!("<{name}>");
+            let start = text.find(&open)? + open.len();
+            Some(text[start..start + text[start..].find('<')?].to_string())
+        };
+        tag("Arn").ok_or_else(|| tag("Code").unwrap_or(text.clone()))
     }
 }
 
@@ -413,8 +511,9 @@ fn looks_like_access_key_id(v: &str) -> bool {
         && v.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-/// Creates an IAM user with one access key in moto (moto does not check signatures until told to).
-pub async fn create_iam_user(moto_url: &str, user_name: &str) -> anyhow::Result<SourceKeys> {
+/// Creates an IAM user with one access key in moto (moto does not check signatures until told
+/// to; the front does, once told the key).
+async fn create_iam_user(moto_url: &str, user_name: &str) -> anyhow::Result<SourceKeys> {
     let client = reqwest::Client::new();
     let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00";
     let call = |body: String| {
@@ -462,7 +561,9 @@ pub async fn create_iam_user(moto_url: &str, user_name: &str) -> anyhow::Result<
     Ok(SourceKeys {
         user_name: user_name.to_string(),
         access_key_id: get("AccessKeyId")?,
-        secret_access_key: get("SecretAccessKey")?,
+        // moto never checks a secret: one shaped like AWS's, which the caller registers with
+        // the front ([`sts::StsFront::register_key`]).
+        secret_access_key: aws_secret(),
     })
 }
 
@@ -485,6 +586,63 @@ pub fn random_hex(n: usize) -> String {
     (0..n)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
+}
+
+/// An access key id shaped like AWS's: `AKIA` (long-lived) or `ASIA` (session) and 16 characters
+/// of the base-32 alphabet AWS uses (`A-Z`, `2-7`).
+pub fn aws_key_id(prefix: &str) -> String {
+    const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rng();
+    let tail: String = (0..16)
+        .map(|_| BASE32[rng.random_range(0..BASE32.len())] as char)
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+/// A secret access key shaped like AWS's: 40 characters of the base64 alphabet, always with a
+/// `+` and a `/` (the characters a careless writer or shell mangles).
+pub fn aws_secret() -> String {
+    let mut rng = rand::rng();
+    let bytes: Vec<u8> = (0..30).map(|_| rng.random()).collect();
+    let mut secret = base64::engine::general_purpose::STANDARD.encode(bytes);
+    with_chars(&mut secret, &[b'+', b'/']);
+    secret
+}
+
+/// A session token shaped like AWS's: several hundred characters of base64 (AWS's start with
+/// `IQoJb3JpZ2luX2Vj`), with `+`, `/` and `=` padding.
+pub fn aws_session_token() -> String {
+    let mut rng = rand::rng();
+    // 3k+2 bytes: one `=` of padding; 290-440 bytes give 404-604 characters (AWS's run from a
+    // few hundred to over a thousand).
+    let n = 3 * rng.random_range(96..146) + 2;
+    let bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+    let mut token = format!(
+        "IQoJb3JpZ2luX2Vj{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    );
+    let body = token.len() - 1;
+    let mut head = token[..body].to_string();
+    with_chars(&mut head, &[b'+', b'/']);
+    token.replace_range(..body, &head);
+    token
+}
+
+/// Puts each of `chars` at a random position of `s` (past its first 16 characters) unless `s`
+/// already holds it.
+pub(crate) fn with_chars(s: &mut String, chars: &[u8]) {
+    let mut rng = rand::rng();
+    let mut bytes = std::mem::take(s).into_bytes();
+    for c in chars {
+        while !bytes.contains(c) {
+            let at = rng.random_range(16.min(bytes.len() - 1)..bytes.len());
+            // Never overwrite a character placed for an earlier entry.
+            if !chars.contains(&bytes[at]) {
+                bytes[at] = *c;
+            }
+        }
+    }
+    *s = String::from_utf8(bytes).expect("base64 is ASCII");
 }
 
 /// `n` random ASCII letters and digits.

@@ -4,8 +4,9 @@
 //!
 //! Usage: `testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N]`
 //! - `--env-file`: also write the settings (and the SSO endpoints) as `export K='V'` lines (for
-//!   `source`), all but `KeyVaultVerifyChallengeResource=false`, which commands against the test
-//!   bed's loopback vault take per command so that no later shell keeps it;
+//!   `source`); they include `HTTPS_PROXY`/`NO_PROXY`, the bed's proxy that tunnels the vault's
+//!   name (`kv.vault.test`) so the challenge check stays on (https traffic to anywhere else is
+//!   refused by it: use that shell for the test bed only);
 //! - `--settings-file`: also write them as a Core Tools `local.settings.json`;
 //! - `--latency-ms`: add this latency to every Key Vault and STS request.
 
@@ -49,16 +50,7 @@ async fn run() -> anyhow::Result<()> {
             .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
             .collect()
     };
-    // The env file is meant to be sourced into a shell that lives on after the test bed; the
-    // challenge-check switch must not stay exported there (it is scoped to loopback vaults, but
-    // a developer's later shell should keep every check): commands against the test bed get it
-    // per command, as the demo does, or from --settings-file.
-    let exported: Vec<(String, String)> = env
-        .iter()
-        .filter(|(k, _)| k != "KeyVaultVerifyChallengeResource")
-        .cloned()
-        .collect();
-    let lines = export(&exported);
+    let lines = export(&env);
     let sso_lines = export(&bed.sso_env());
     if let Some(path) = &settings_file {
         let mut values = serde_json::Map::new();
@@ -84,7 +76,10 @@ async fn run() -> anyhow::Result<()> {
     }
     println!("# stsbridge test bed is up (Ctrl-C stops it). Settings for a handler:");
     print!("{lines}");
-    println!("# and, per command (it is not exported): KeyVaultVerifyChallengeResource=false stsbridge …");
+    println!(
+        "# The vault is {} through the proxy above (HTTPS_PROXY): the challenge check stays on.",
+        bed.vault_url()
+    );
     println!(
         "# IAM user {} in moto; its key is stored as {} / {} in the vault.",
         bed.source.user_name,

@@ -45,7 +45,7 @@ use serde_json::{json, Value};
 use crate::faults::{Fault, Faults};
 use crate::serve::DropConnection;
 use crate::sts::StsFront;
-use crate::{random_alnum, request_id};
+use crate::request_id;
 
 /// The account and role the fake assigns to its user by default.
 pub const ACCOUNT_ID: &str = "111122223333";
@@ -400,9 +400,33 @@ fn user_code() -> String {
     code
 }
 
-/// A JWT-shaped opaque secret, like the service's client secrets and tokens.
+/// An opaque token shaped like the service's (`aoa…`/`aor…` access and refresh tokens, device
+/// codes): `len` characters of base64 after `prefix`, always with `+` and `/` (and `=` padding
+/// when `len` is not a multiple of 4), the characters a careless cache writer mangles.
 fn opaque(prefix: &str, len: usize) -> String {
-    format!("{prefix}{}", random_alnum(len))
+    use base64::Engine;
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let bytes: Vec<u8> = (0..len * 3 / 4).map(|_| rng.random()).collect();
+    let mut body = base64::engine::general_purpose::STANDARD.encode(bytes);
+    crate::with_chars(&mut body, &[b'+', b'/']);
+    format!("{prefix}{body}")
+}
+
+/// A client secret shaped like the service's: a JWT (base64url header, payload and signature).
+fn jwt_secret() -> String {
+    use base64::Engine;
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let mut part = |n: usize| {
+        let bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    format!(
+        "eyJraWQiOiJrZXktMTU2NDAyODA5OSIsImFsZyI6IkhTMzg0In0.{}.{}",
+        part(160),
+        part(48)
+    )
 }
 
 pub fn oidc_router(fake: Arc<SsoFake>) -> Router {
@@ -509,8 +533,14 @@ async fn register_client(State(fake): State<Arc<SsoFake>>, body: Bytes) -> Respo
         }
         let now = Utc::now();
         let expires_at = now + fake.config().client_lifetime;
-        let id = opaque("", 22);
-        let secret = opaque("eyJraWQiOiJrZXktMTU2NDAyODA5OSIsImFsZyI6IkhTMzg0In0.", 300);
+        // Client ids are base64url (they appear in the CLI's cache file names' inputs).
+        let id = {
+            use base64::Engine;
+            use rand::RngExt;
+            let bytes: [u8; 16] = rand::rng().random();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        let secret = jwt_secret();
         let mut state = fake.state.lock().unwrap();
         state.issued.push(secret.clone());
         state.clients.insert(

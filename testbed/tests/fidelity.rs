@@ -1,10 +1,11 @@
 //! Proof of fidelity: the official Azure SDKs, unchanged, against the test bed.
 //!
-//! - Python (`azure-keyvault-secrets` + `azure-identity` from the project's `.venv`), with
-//!   `verify_challenge_resource=False` because it reaches the vault as 127.0.0.1;
-//! - Rust (`azure_security_keyvault_secrets` 1.x) with the challenge-resource check **on**: the
-//!   vault is reached as `kv.vault.test`, inside the challenge resource's domain, resolved to
-//!   loopback with reqwest's `resolve`.
+//! - Python (`azure-keyvault-secrets` + `azure-identity` from the project's `.venv`) with the
+//!   challenge-resource check **on** (its default): the vault is reached as `kv.vault.test`,
+//!   inside the challenge resource's domain, through the bed's proxy (`HTTPS_PROXY`, as a client
+//!   behind a corporate proxy would);
+//! - Rust (`azure_security_keyvault_secrets` 1.x) with the check **on** too, through the same
+//!   proxy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ async fn the_azure_sdk_for_python_works_against_the_test_bed_unchanged() {
     let out = tokio::process::Command::new(python)
         .arg(script)
         .env("VAULT_URL", bed.vault_url())
+        .envs(bed.proxy_env())
         .env("IDENTITY_ENDPOINT", bed.identity_endpoint())
         .env("IDENTITY_HEADER", bed.identity_header())
         .env("REQUESTS_CA_BUNDLE", &ca)
@@ -62,7 +64,7 @@ fn rust_client(bed: &TestBed) -> SecretClient {
         reqwest::Certificate::from_pem(std::fs::read(&bed.ca_file).unwrap().as_slice()).unwrap();
     let http = reqwest::Client::builder()
         .tls_certs_only([ca])
-        .resolve(&bed.options.vault_host, bed.vault_addr())
+        .proxy(reqwest::Proxy::https(bed.proxy.url()).unwrap())
         .build()
         .unwrap();
     let transport = Some(Transport::new(Arc::new(http.clone())));
@@ -82,7 +84,7 @@ fn rust_client(bed: &TestBed) -> SecretClient {
     }))
     .unwrap();
     SecretClient::new(
-        &bed.vault_url_named(),
+        &bed.vault_url(),
         credential,
         Some(SecretClientOptions {
             client_options: ClientOptions {
@@ -126,7 +128,7 @@ async fn the_azure_sdk_for_rust_works_with_the_challenge_check_on() {
         .id
         .as_deref()
         .unwrap()
-        .starts_with(&bed.vault_url_named()));
+        .starts_with(&bed.vault_url()));
     client
         .set_secret("rust-secret", set("two").try_into().unwrap(), None)
         .await
@@ -199,7 +201,7 @@ async fn a_vault_outside_the_challenge_domain_is_refused(bed: &TestBed) {
     }))
     .unwrap();
     let client = SecretClient::new(
-        &bed.vault_url(),
+        &bed.vault_url_loopback(),
         credential,
         Some(SecretClientOptions {
             client_options: ClientOptions {
@@ -254,4 +256,146 @@ async fn botocore_reads_the_identity_center_fakes_like_the_real_services() {
         });
     assert_eq!(operations["RegisterClient"], 1);
     assert_eq!(operations["GetRoleCredentials"], 3);
+}
+
+/// botocore against the STS/IAM front: the right secret accepted, any other refused with AWS's
+/// code and message, session credentials held to AWS's rules (`python_sts_fidelity.py`).
+#[tokio::test]
+async fn botocore_s_signatures_are_checked_by_the_sts_front_as_aws_checks_them() {
+    let bed = TestBed::start().await.unwrap();
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python_sts_fidelity.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .env_clear()
+        .env("STS_URL", bed.sts_url())
+        .env("KEY_ID", &bed.source.access_key_id)
+        .env("SECRET", &bed.source.secret_access_key)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", bed.dir())
+        .output()
+        .await
+        .expect("run the botocore script (scripts/setup.sh installs .venv)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused: Vec<String> = bed
+        .sts
+        .calls()
+        .iter()
+        .filter(|c| c.status == 403)
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(refused.len(), 8, "{refused:?}");
+}
+
+fn sts_client(bed: &TestBed, key: &str, secret: &str, token: Option<&str>) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .endpoint_url(bed.sts_url())
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            key,
+            secret,
+            token.map(str::to_string),
+            None,
+            "fidelity",
+        ))
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+fn iam_client(bed: &TestBed, key: &str, secret: &str, token: Option<&str>) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new("us-east-1"))
+        .endpoint_url(bed.sts_url())
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            key,
+            secret,
+            token.map(str::to_string),
+            None,
+            "fidelity",
+        ))
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+fn code<E: aws_sdk_sts::error::ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or("").to_string()
+}
+
+/// The AWS SDK for Rust (what stsbridge signs with) against the STS/IAM front: the same checks.
+#[tokio::test]
+async fn the_aws_sdk_for_rust_s_signatures_are_checked_by_the_sts_front_as_aws_checks_them() {
+    let bed = TestBed::start().await.unwrap();
+    let (id, secret) = (&bed.source.access_key_id, &bed.source.secret_access_key);
+    let wrong: String = secret.chars().rev().collect();
+
+    let who = sts_client(&bed, id, secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert!(who.arn().unwrap().ends_with(":user/stsbridge-minter"));
+    iam_client(&bed, id, secret, None)
+        .list_access_keys()
+        .send()
+        .await
+        .unwrap();
+    let e = sts_client(&bed, id, &wrong, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "SignatureDoesNotMatch", "{e:?}");
+    let e = iam_client(&bed, id, &wrong, None)
+        .list_access_keys()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "SignatureDoesNotMatch", "{e:?}");
+    let e = sts_client(&bed, &testbed::aws_key_id("AKIA"), secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidClientTokenId", "{e:?}");
+
+    let set = sts_client(&bed, id, secret, None)
+        .get_session_token()
+        .duration_seconds(900)
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let (sid, ssecret, stoken) = (
+        set.access_key_id(),
+        set.secret_access_key(),
+        set.session_token(),
+    );
+    let session = sts_client(&bed, sid, ssecret, Some(stoken));
+    assert_eq!(
+        session.get_caller_identity().send().await.unwrap().arn(),
+        who.arn()
+    );
+    let e = session.get_session_token().send().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDenied", "{e:?}");
+    let e = iam_client(&bed, sid, ssecret, Some(stoken))
+        .list_access_keys()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidClientTokenId", "{e:?}");
+    let e = sts_client(&bed, sid, &ssecret.chars().rev().collect::<String>(), Some(stoken))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "SignatureDoesNotMatch", "{e:?}");
 }

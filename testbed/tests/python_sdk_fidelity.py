@@ -1,7 +1,8 @@
 """The official Azure SDK for Python against the test bed's Key Vault and identity endpoint.
 
-Run by tests/fidelity.rs with IDENTITY_ENDPOINT, IDENTITY_HEADER, VAULT_URL and the CA in
-REQUESTS_CA_BUNDLE / SSL_CERT_FILE. Any exception fails the test; "ok" on the last line passes it.
+Run by tests/fidelity.rs with IDENTITY_ENDPOINT, IDENTITY_HEADER, VAULT_URL (the vault's name
+inside the challenge resource's domain), HTTPS_PROXY / NO_PROXY (the bed's proxy, which tunnels
+that name) and the CA in REQUESTS_CA_BUNDLE / SSL_CERT_FILE. Any exception fails the test; "ok" on the last line passes it.
 """
 import datetime
 import os
@@ -11,8 +12,8 @@ from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 vault = os.environ["VAULT_URL"]
-# The vault is reached as 127.0.0.1, outside the challenge resource's domain.
-client = SecretClient(vault, ManagedIdentityCredential(), verify_challenge_resource=False)
+# The challenge check at its default (on): the vault's host ends with the resource's domain.
+client = SecretClient(vault, ManagedIdentityCredential())
 
 expires = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(hours=2)
 first = client.set_secret("py-secret", "v1", content_type="text/plain", tags={"a": "1"}, expires_on=expires)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use testbed::{Fault, Rule, TestBed};
 
-use crate::support::{assert_no_secrets, run_cli, settings, BIN};
+use crate::support::{assert_challenge_checked, assert_no_secrets, run_cli, settings, BIN};
 
 const MINTER_ARN: &str = "arn:aws:iam::123456789012:user/stsbridge-minter";
 
@@ -105,6 +105,8 @@ async fn eval_export_then_the_aws_cli_works() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.starts_with("expires 20"));
     assert_eq!(w.caller_key_ids(), vec![Some(w.minted_key())]);
+    // Session-token mode's rotation and this read, with the challenge check on.
+    assert_challenge_checked(&w.bed, &w.env);
     let (code, ps, _) = w.sh("stsbridge export --format powershell").await;
     assert_eq!(code, 0);
     assert!(ps.contains("$env:AWS_SESSION_TOKEN = '"));

@@ -68,7 +68,6 @@ async fn every_marked_shell_block_in_the_docs_runs_against_the_test_bed() {
                 .args(["-euo", "pipefail", "-c", &script])
                 .env_clear()
                 .envs(&env)
-                .env("KeyVaultVerifyChallengeResource", "false")
                 .env(
                     "PATH",
                     format!("{}:{}:/usr/bin:/bin", bin_dir.display(), venv_bin.display()),

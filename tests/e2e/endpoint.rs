@@ -433,7 +433,7 @@ async fn a_missing_or_wrong_token_is_refused_and_a_token_file_with_a_newline_nev
 async fn an_expired_bundle_is_answered_503_with_the_rotations_advice() {
     let bed = TestBed::start().await.unwrap();
     let expired = serde_json::json!({"Version": 1, "AccessKeyId": "ASIAEXPIREDEXAMPLE01",
-        "SecretAccessKey": testbed::random_alnum(40), "SessionToken": testbed::random_alnum(200),
+        "SecretAccessKey": testbed::aws_secret(), "SessionToken": testbed::aws_session_token(),
         "Expiration": "2026-01-01T00:00:00Z"});
     bed.vault.seed(BUNDLE, &expired.to_string(), &[]);
     let mut served = Served::start(&settings(&bed, &[], &[]), &[]).await.unwrap();
@@ -465,9 +465,9 @@ async fn an_unreachable_vault_stops_the_start_and_later_answers_503_once_the_set
         .unwrap();
     let expires = chrono::Utc::now() + chrono::Duration::seconds(10);
     let soon = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let key_id = format!("ASIA{}", testbed::random_alnum(16).to_ascii_uppercase());
+    let key_id = testbed::aws_key_id("ASIA");
     let short = serde_json::json!({"Version": 1, "AccessKeyId": key_id,
-        "SecretAccessKey": testbed::random_alnum(40), "SessionToken": testbed::random_alnum(200),
+        "SecretAccessKey": testbed::aws_secret(), "SessionToken": testbed::aws_session_token(),
         "Expiration": soon});
     bed.vault.seed(BUNDLE, &short.to_string(), &[]);
     let mut served = Served::start(&settings(&bed, &[], &[]), &["--poll-interval", "1s"])

@@ -3,7 +3,9 @@
 use testbed::identity::claims_of;
 use testbed::{Fault, Rule, TestBed};
 
-use crate::support::{assert_no_secrets, run_cli, set_ids, settings, App};
+use crate::support::{
+    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings, App,
+};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stsbridge-reader";
 const AUDIENCE: &str = "api://stsbridge-aws";
@@ -26,7 +28,7 @@ fn web_identity(
 #[tokio::test]
 async fn assume_role_mode_assumes_the_role_with_the_source_key() {
     let bed = TestBed::start().await.unwrap();
-    let app = App::spawn(settings(
+    let env = settings(
         &bed,
         &[
             ("CredentialMode", "assume-role"),
@@ -37,8 +39,8 @@ async fn assume_role_mode_assumes_the_role_with_the_source_key() {
             ("SessionDurationSeconds", "3600"),
         ],
         &[],
-    ))
-    .await;
+    );
+    let app = App::spawn(env.clone()).await;
 
     let answer = app.http_rotate("POST", &[], None).await;
 
@@ -69,13 +71,17 @@ async fn assume_role_mode_assumes_the_role_with_the_source_key() {
     assert_eq!(tags["role-arn"], ROLE);
     let (status, _) = app.timer_rotate().await;
     assert_eq!(status, 200);
+    // A consumer's read works with what was published, the challenge check on throughout.
+    assert_eq!(consumer_caller_arn(&bed, &env).await, assumed);
+    assert_challenge_checked(&bed, &env);
     assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
 async fn web_identity_mode_mints_with_an_entra_token_and_no_aws_keys() {
     let bed = TestBed::start().await.unwrap();
-    let app = App::spawn(web_identity(&bed, &[])).await;
+    let env = web_identity(&bed, &[]);
+    let app = App::spawn(env.clone()).await;
 
     let answer = app.http_rotate("POST", &[("force", "true")], None).await;
 
@@ -100,6 +106,9 @@ async fn web_identity_mode_mints_with_an_entra_token_and_no_aws_keys() {
     assert_eq!(set_ids(&bed), vec![Some(id); 4]);
     let (status, envelope) = app.timer_rotate().await;
     assert_eq!(status, 200, "{envelope}");
+    let arn = consumer_caller_arn(&bed, &env).await;
+    assert!(arn.contains(":assumed-role/stsbridge-reader/"), "{arn}");
+    assert_challenge_checked(&bed, &env);
     assert_no_secrets(&bed, &[&app.all_text()]);
 }
 

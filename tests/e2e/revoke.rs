@@ -25,10 +25,7 @@ struct Operator {
 }
 
 async fn operator(bed: &TestBed) -> Operator {
-    let keys = testbed::create_iam_user(&bed.moto.url, "incident-responder")
-        .await
-        .unwrap();
-    bed.sts.set_key_known(&keys.access_key_id, true);
+    let keys = bed.create_iam_user("incident-responder").await.unwrap();
     Operator {
         access_key_id: keys.access_key_id,
         secret_access_key: keys.secret_access_key,
@@ -720,7 +717,6 @@ async fn revoke_refuses_another_key_of_the_minting_user() {
     let bed = TestBed::start().await.unwrap();
     create_role(&bed, ROLE_NAME).await;
     let (id, secret) = bed.add_access_key(true).await.unwrap();
-    bed.sts.set_key_known(&id, true);
     let env = settings(
         &bed,
         &[("CredentialMode", "assume-role"), ("RoleArn", ROLE)],

@@ -69,20 +69,15 @@ async fn unresolved_secret_uri_references_are_read_by_the_app_with_a_warning() {
 #[tokio::test]
 async fn unresolved_vault_name_references_are_read_by_the_app() {
     let bed = TestBed::start().await.unwrap();
-    // `VaultName=localhost` names the vault KeyVaultUrl points at (https://localhost:PORT).
-    let home = format!("https://localhost:{}", bed.vault_addr().port());
+    // `VaultName=kv` names the vault KeyVaultUrl points at (https://kv.vault.test:PORT).
     let version = bed.vault.versions(SOURCE_SECRET_KEY_SECRET)[0]
         .version
         .clone();
-    let id = format!("@Microsoft.KeyVault(VaultName=localhost;SecretName={SOURCE_KEY_ID_SECRET})");
-    let secret = format!("@Microsoft.KeyVault(VaultName=localhost;SecretName={SOURCE_SECRET_KEY_SECRET};SecretVersion={version})");
+    let id = format!("@Microsoft.KeyVault(VaultName=kv;SecretName={SOURCE_KEY_ID_SECRET})");
+    let secret = format!("@Microsoft.KeyVault(VaultName=kv;SecretName={SOURCE_SECRET_KEY_SECRET};SecretVersion={version})");
     rotate_with(
         &bed,
-        &[
-            ("KeyVaultUrl", &home),
-            ("UsernameFromKeyVault", &id),
-            ("PasswordFromKeyVault", &secret),
-        ],
+        &[("UsernameFromKeyVault", &id), ("PasswordFromKeyVault", &secret)],
         &[],
     )
     .await;

@@ -35,8 +35,8 @@ fn stored_tag(bed: &TestBed, name: &str) -> Option<String> {
 }
 
 /// The invariant after every run that did not stop on purpose: one active key, the stored one,
-/// and the stored secret belongs to it (the front accepts the pair: the last mint was signed
-/// with it).
+/// and the stored secret belongs to it (the front verifies SigV4 signatures: a call signed with
+/// the stored pair is accepted, and the last mint was signed with the stored key).
 async fn assert_consistent(bed: &TestBed) {
     let stored = stored_key_id(bed);
     assert_eq!(
@@ -51,6 +51,12 @@ async fn assert_consistent(bed: &TestBed) {
             "the stored secret belongs to the stored key id"
         );
     }
+    assert!(
+        bed.caller_arn(&stored, &secret.value, None)
+            .await
+            .is_ok_and(|arn| arn.ends_with(":user/stsbridge-minter")),
+        "the stored secret signs for the stored key id"
+    );
     let mints = bed.sts.calls_of("GetSessionToken");
     let last = mints
         .iter()

@@ -384,6 +384,40 @@ pub fn assert_no_secrets(bed: &TestBed, texts: &[&str]) {
     }
 }
 
+/// The production default ran: the app reached the vault by its name inside the challenge
+/// resource's domain, through the test bed's proxy, met the bearer challenge and kept the
+/// challenge check on (no `KeyVaultVerifyChallengeResource` anywhere in its settings).
+pub fn assert_challenge_checked(bed: &TestBed, env: &HashMap<String, String>) {
+    assert!(!env.contains_key("KeyVaultVerifyChallengeResource"));
+    assert_eq!(env["KeyVaultUrl"], "https://kv.vault.test");
+    let tunnels = bed.proxy.tunnels();
+    assert!(
+        !tunnels.is_empty() && tunnels.iter().all(|t| t.allowed),
+        "{tunnels:?}"
+    );
+    assert!(
+        bed.vault.log().iter().any(|r| r.status == 401),
+        "the bearer challenge was met"
+    );
+}
+
+/// A consumer's read of the published set, proven whole: `stsbridge credential-process` with
+/// `env`, whose credentials must sign a `GetCallerIdentity` the STS front verifies. Returns the
+/// caller's ARN.
+pub async fn consumer_caller_arn(bed: &TestBed, env: &HashMap<String, String>) -> String {
+    let out = run_cli(env, &["credential-process"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let set = out.json();
+    let field = |k: &str| set[k].as_str().unwrap().to_string();
+    bed.caller_arn(
+        &field("AccessKeyId"),
+        &field("SecretAccessKey"),
+        Some(&field("SessionToken")),
+    )
+    .await
+    .unwrap_or_else(|code| panic!("the consumer's set was refused: {code}"))
+}
+
 /// The bundle's set id and the set id tags of the three separate secrets.
 pub fn set_ids(bed: &TestBed) -> Vec<Option<String>> {
     [

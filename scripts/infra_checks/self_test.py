@@ -62,6 +62,9 @@ CASES = [
          r'"CredentialMode": "session-token"', r'"CredentialMode": "session-tokens"', "'session-tokens' is not one of"),
     Case("settings", "misspelt app setting", "infra/azure/main.bicep",
          r"name: 'TimerSchedule'", r"name: 'TimerSchedul'", "TimerSchedul"),
+    Case("settings", "a time zone setting (unsupported on Flex)", "infra/azure/main.parameters.example.json",
+         r'"ExpiryWarningSeconds": "1800"', r'"ExpiryWarningSeconds": "1800",\n        "WEBSITE_TIME_ZONE": "UTC"',
+         "which Flex Consumption does not support"),
     Case("alert_texts", "alert on words the app never logs", "infra/azure/main.bicep",
          r'credentials expire in"', r'credentials expire within"', "expire within"),
 ]

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Builds the stsbridge binary the Azure Functions Linux workers can run and puts it at the app
-# root as ./stsbridge (host.json's defaultExecutablePath; .funcignore keeps sources, target/ and
-# the venvs out of the package). Then `func azure functionapp publish APP` (docs/deploy.md).
+# root as ./stsbridge (host.json's defaultExecutablePath); with --zip, also the deployment
+# package: stsbridge.zip, and the same files in .deploy/ for Core Tools (docs/deploy.md).
 #
 # Why zig: a binary linked on this machine asks for this machine's glibc, which may be newer than
 # the workers'. `cargo zigbuild --target x86_64-unknown-linux-gnu.2.28` compiles and links (the
 # C in aws-lc-sys and ring too) against glibc 2.28 stubs instead, so the binary needs at most
-# GLIBC_2.28 whatever the build machine has. ziglang and cargo-zigbuild come from PyPI, pinned in
-# scripts/requirements-deploy.txt. The pinned zig was verified with this project's dependency
-# tree (aws-lc-sys, ring); zig 0.16's `zig ar` cannot create archives, which breaks every crate
-# that builds C: change the pin only after a full build.
+# GLIBC_2.28 whatever the build machine has. ziglang and cargo-zigbuild come from PyPI: their
+# pins are scripts/requirements-deploy.txt, the locked set (with sha256 hashes, installed with
+# `pip install --require-hashes`) scripts/requirements-deploy.lock. The pinned zig was verified
+# with this project's dependency tree (aws-lc-sys, ring); zig 0.16's `zig ar` cannot create
+# archives, which breaks every crate that builds C: change the pin only after a full build.
 #
-# Their venv lives OUTSIDE the clone, at a path fixed by the pins
+# Their venv lives OUTSIDE the clone, at a path fixed by the top-level pins
 # (~/.cache/stsbridge/venv-deploy-<hash>; STSBRIDGE_CACHE_DIR moves it): cargo-zigbuild's
 # compiler and linker wrappers name the venv's absolute path, and that path is part of cargo's
 # fingerprints, so a venv inside each fresh CI clone would rebuild every dependency every run.
+# The venv is reinstalled in place (same path) whenever the lock changes.
 #
 # Where a musl Rust standard library exists (`rustup target add x86_64-unknown-linux-musl`), a
 # static binary is the alternative, independent of any glibc (docs/deploy.md):
@@ -26,50 +28,86 @@
 # touching ./stsbridge: every GLIBC_ symbol version the binary needs is at most 2.28, and it
 # runs (`stsbridge --version`). A release build (thin LTO) takes about twice as long.
 #
+# --zip: the release build as without options, then the package from an explicit allow-list
+# (scripts/package.py): host.json, TimerRotate/function.json, HttpRotate/function.json, the
+# binary as `stsbridge` with mode 0755 in the zip, and targets.json when the root has one.
+# Nothing else in the working tree can end up in it. It prints the package's files.
+#
+# --binary PATH: use a binary built elsewhere (CI passes its glibc-2.28 build): nothing is
+# compiled and no venv is needed; the same checks run on PATH, then it is packaged (alone or
+# with --zip) or only checked (with --check). ./stsbridge is left alone.
+#
 # Honours CARGO_TARGET_DIR (CI keeps it outside the clone); zig's output is its own
 # x86_64-unknown-linux-gnu/ subfolder there.
 #
-# Usage: scripts/build-deploy.sh [--check]
+# Usage: scripts/build-deploy.sh [--check | --zip] [--binary PATH]
 set -euo pipefail
+caller_dir=$PWD   # --binary PATH is relative to where the script was called from
 cd "$(dirname "$0")/.."
 
 REQUIREMENTS=scripts/requirements-deploy.txt
-# The venv's name follows the pins only (not the comments), so editing a comment rebuilds nothing.
+LOCK=scripts/requirements-deploy.lock
+# The venv's name follows the top-level pins only (not the comments, not the lock), so editing a
+# comment or re-locking rebuilds nothing: see above.
 PINS=$(grep -v '^\s*#' "$REQUIREMENTS" | sha256sum | cut -c1-12)
 VENV=${STSBRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stsbridge}/venv-deploy-$PINS
 PY=$VENV/bin/python
 TRIPLE=x86_64-unknown-linux-gnu
 GLIBC_FLOOR=2.28
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
+ZIP=stsbridge.zip
+STAGE=.deploy
 
+usage() { echo "usage: scripts/build-deploy.sh [--check | --zip] [--binary PATH]" >&2; exit 2; }
 PROFILE=release
-case "${1:-}" in
-  --check) PROFILE=debug ;;
-  "") ;;
-  *) echo "usage: scripts/build-deploy.sh [--check]" >&2; exit 2 ;;
-esac
+MODE=install     # install (./stsbridge), check, zip
+BINARY=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --check) [ "$MODE" = install ] || usage; MODE=check; PROFILE=debug ;;
+    --zip) [ "$MODE" = install ] || usage; MODE=zip ;;
+    --binary) [ $# -ge 2 ] && [ -n "$2" ] && [ -z "$BINARY" ] || usage
+      case "$2" in /*) BINARY=$2 ;; *) BINARY=$caller_dir/$2 ;; esac
+      shift ;;
+    *) usage ;;
+  esac
+  shift
+done
+# --binary alone packages: there is nothing to build, and ./stsbridge is not replaced by it.
+[ -n "$BINARY" ] && [ "$MODE" = install ] && MODE=zip
 
 say() { printf 'build-deploy: %s\n' "$*"; }
 die() { printf 'build-deploy: %s\n' "$*" >&2; exit 1; }
 
 setup_venv() {
-  # The stamp is written last: a venv without it is an interrupted install, redone from scratch.
-  [ -x "$PY" ] && [ -f "$VENV/.installed" ] && return 0
+  # The stamp (the lock's sha256) is written last: a venv without it, or with another lock's,
+  # is reinstalled from scratch at the same path.
+  local want
+  want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+  [ -x "$PY" ] && [ "$(cat "$VENV/.installed" 2>/dev/null)" = "$want" ] && return 0
   local python=${PYTHON:-python3}
   command -v "$python" >/dev/null || die "$python not found"
-  say "installing $REQUIREMENTS into $VENV"
+  say "installing $LOCK into $VENV"
   rm -rf "$VENV"
   mkdir -p "$(dirname "$VENV")"
   "$python" -m venv "$VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-  touch "$VENV/.installed"
+  "$PY" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
+  echo "$want" >"$VENV/.installed"
 }
 
-# Every GLIBC_x.y version the binary's dynamic symbols ask for must be at most the floor.
+# Every GLIBC_x.y version the binary's dynamic symbols ask for must be at most the floor. A
+# statically linked binary (the musl build of docs/deploy.md, given with --binary) needs none.
 check_glibc_floor() {  # BINARY
   local needed newest
-  needed=$(objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV) || true
-  [ -n "$needed" ] || die "objdump -T found no GLIBC_ symbol versions in $1: not a glibc binary?"
+  needed=$(objdump -T "$1" 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV) || true
+  if [ -z "$needed" ]; then
+    objdump -p "$1" >/dev/null 2>&1 || die "$1: objdump cannot read it: not an ELF binary?"
+    if objdump -p "$1" | grep -qE '^\s*(NEEDED|INTERP)'; then
+      die "objdump -T found no GLIBC_ symbol versions in $1, yet it is dynamically linked: not a glibc binary?"
+    fi
+    say "ok: $1 is statically linked: it needs no glibc"
+    return 0
+  fi
   newest=$(tail -n 1 <<<"$needed")
   if [ "$(printf '%s\n%s\n' "$newest" "$GLIBC_FLOOR" | sort -V | tail -n 1)" != "$GLIBC_FLOOR" ]; then
     die "$1 needs GLIBC_$newest, above the floor $GLIBC_FLOOR: $(objdump -T "$1" | grep -F "GLIBC_$newest" | head -n 5)"
@@ -77,32 +115,49 @@ check_glibc_floor() {  # BINARY
   say "ok: newest glibc symbol version needed is GLIBC_$newest (floor $GLIBC_FLOOR)"
 }
 
-command -v cargo >/dev/null || die "cargo not found"
 command -v objdump >/dev/null || die "objdump not found (Debian: binutils)"
-setup_venv
-export PATH="$VENV/bin:$PATH"
-# cargo-zigbuild runs zig as `$CARGO_ZIGBUILD_PYTHON_PATH -m ziglang` before it looks for a zig
-# binary: this pins it to the venv's, never another zig that happens to be on PATH.
-export CARGO_ZIGBUILD_PYTHON_PATH=$PY
-zig_version=$("$PY" -m ziglang version) || die "the pinned zig does not run ($VENV)"
 
-args=(zigbuild --locked --target "$TRIPLE.$GLIBC_FLOOR" -p stsbridge --bin stsbridge)
-[ "$PROFILE" = release ] && args+=(--release)
-say "cargo ${args[*]} (zig $zig_version, $PROFILE, target dir $TARGET_DIR)"
-start=$SECONDS
-cargo "${args[@]}"
-say "built in $((SECONDS - start)) s"
+if [ -n "$BINARY" ]; then
+  [ -f "$BINARY" ] && [ -x "$BINARY" ] || die "--binary $BINARY: not an executable file"
+  binary=$BINARY
+  say "using $binary (nothing is compiled)"
+else
+  command -v cargo >/dev/null || die "cargo not found"
+  setup_venv
+  export PATH="$VENV/bin:$PATH"
+  # cargo-zigbuild runs zig as `$CARGO_ZIGBUILD_PYTHON_PATH -m ziglang` before it looks for a zig
+  # binary: this pins it to the venv's, never another zig that happens to be on PATH.
+  export CARGO_ZIGBUILD_PYTHON_PATH=$PY
+  zig_version=$("$PY" -m ziglang version) || die "the pinned zig does not run ($VENV)"
 
-binary=$TARGET_DIR/$TRIPLE/$PROFILE/stsbridge
-[ -x "$binary" ] || die "$binary was not built"
+  args=(zigbuild --locked --target "$TRIPLE.$GLIBC_FLOOR" -p stsbridge --bin stsbridge)
+  [ "$PROFILE" = release ] && args+=(--release)
+  say "cargo ${args[*]} (zig $zig_version, $PROFILE, target dir $TARGET_DIR)"
+  start=$SECONDS
+  cargo "${args[@]}"
+  say "built in $((SECONDS - start)) s"
+  binary=$TARGET_DIR/$TRIPLE/$PROFILE/stsbridge
+  [ -x "$binary" ] || die "$binary was not built"
+fi
+
 check_glibc_floor "$binary"
 version=$("$binary" --version) || die "$binary --version failed"
-say "ok: $binary --version: $version"
+say "ok: $binary --version: ${version%%$'\n'*}"
 
-if [ "$PROFILE" = release ]; then
+if [ -z "$BINARY" ] && [ "$PROFILE" = release ]; then
   # Replace, never write into, a binary a local `func start` may be running.
   cp "$binary" stsbridge.new
   chmod 0755 stsbridge.new
   mv -f stsbridge.new stsbridge
-  say "ok: ./stsbridge ($(du -h stsbridge | cut -f1)) is ready: func azure functionapp publish APP"
+  say "ok: ./stsbridge ($(du -h stsbridge | cut -f1)) is ready"
+fi
+
+if [ "$MODE" = zip ]; then
+  command -v python3 >/dev/null || die "python3 not found"
+  say "packaging $ZIP (and $STAGE/, the same files, for Core Tools) from the allow-list:"
+  python3 scripts/package.py build --binary "$binary" --zip "$ZIP" --stage "$STAGE" \
+    || die "packaging failed"
+  say "ok: $ZIP ($(du -h "$ZIP" | cut -f1)): az functionapp deployment source config-zip -g RG -n APP --src $ZIP"
+elif [ "$MODE" = install ]; then
+  say "next: scripts/build-deploy.sh --zip, then publish it (docs/deploy.md)"
 fi

@@ -147,7 +147,15 @@ var appName = empty(functionAppName) ? '${baseName}-${suffix}' : functionAppName
 var vaultName = empty(keyVaultName) ? take('kv-${baseName}-${suffix}', 24) : keyVaultName
 var storageName = empty(storageAccountName) ? take('st${replace(toLower(baseName), '-', '')}${suffix}', 24) : storageAccountName
 // Flex Consumption pulls the deployment package from this container with the app's identity.
-var deploymentContainerName = 'app-package-${take(appName, 32)}'
+// Blob container names are 3-63 characters of lowercase letters, digits and single hyphens,
+// starting and ending with a letter or digit; an app name may have upper-case letters, and
+// take() may cut it right after a hyphen. The name earlier versions derived is kept wherever it
+// is valid (every existing deployment's is: ARM refused the others), so redeploying never moves
+// an app's package; otherwise the app name lower-cased without hyphens plus a hash of it.
+// scripts/infra_checks/bicep_names.py evaluates both for representative app names.
+var legacyDeploymentContainerName = 'app-package-${take(appName, 32)}'
+var legacyDeploymentContainerNameIsValid = (toLower(legacyDeploymentContainerName) == legacyDeploymentContainerName) && !contains(legacyDeploymentContainerName, '--') && !endsWith(legacyDeploymentContainerName, '-')
+var deploymentContainerName = legacyDeploymentContainerNameIsValid ? legacyDeploymentContainerName : 'app-package-${take(replace(toLower(appName), '-', ''), 24)}-${uniqueString(resourceGroup().id, appName)}'
 
 // The vault URL the app sees; the DNS suffix follows the cloud (vault.azure.net in public Azure).
 var vaultUrl = 'https://${vaultName}${environment().suffixes.keyvaultDns}'
@@ -403,6 +411,7 @@ var extraAppSettings = [for setting in items(additionalAppSettings): {
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
   location: location
+  // checkov:skip=CKV_AZURE_78:FTP is off through the ftp basicPublishingCredentialsPolicies resource (allow false) below; Flex Consumption rejects siteConfig.ftpsState (ARM error 51021), so the property checkov reads cannot be set.
   tags: tags
   identity: {
     type: 'SystemAssigned'
@@ -420,7 +429,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState (or any other property ARM rejects for Flex sites with error 51021, e.g.
+      // use32BitWorkerProcess, netFrameworkVersion, linuxFxVersion, alwaysOn): FTP is off through
+      // the ftp basicPublishingCredentialsPolicies below; scripts/infra_checks/flex_site_config.py.
       http20Enabled: true
       appSettings: concat(baseAppSettings, sourceKeyAppSettings, roleAppSettings, webIdentityAppSettings, refreshAppSettings, extraAppSettings)
     }

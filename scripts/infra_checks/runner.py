@@ -9,7 +9,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import alert_texts, bicep_parameters, cfn_lint, checkov_scan, policies, schemas, settings
+from . import (alert_texts, bicep_names, bicep_parameters, cfn_lint, checkov_scan, flex_site_config, policies,
+               schemas, settings, targets_schema)
 from .common import CheckFailed, failed_line, indent, ok_line
 
 
@@ -17,7 +18,7 @@ from .common import CheckFailed, failed_line, indent, ok_line
 class Tree:
     """What a validation looks at, and where it may write."""
 
-    root: Path   # host.json, */function.json, local.settings.json.example, README.md, docs/
+    root: Path   # host.json, */function.json, local.settings.json.example, targets.*.json, README.md, docs/
     infra: Path  # aws/*.yaml, azure/*.bicep, azure/*.parameters*.json
     src: Path    # the app's source (the alert texts); always this repository's src/
     work: Path   # scratch space (rendered templates, resolved function.json), removed afterwards
@@ -34,7 +35,10 @@ CHECKS = {
     "policies": lambda t: policies.check_policies(t.infra, t.work),
     "checkov": lambda t: checkov_scan.check_checkov(t.infra),
     "bicep_parameters": lambda t: bicep_parameters.check_bicep_parameters(t.infra),
+    "flex_site_config": lambda t: flex_site_config.check_flex_site_config(t.infra),
+    "bicep_names": lambda t: bicep_names.check_bicep_names(t.infra),
     "schemas": lambda t: schemas.check_schemas(t.root, t.work),
+    "targets_schema": lambda t: targets_schema.check_targets_schema(t.root),
     "settings": lambda t: settings.check_settings(t.infra, t.root),
     "alert_texts": lambda t: alert_texts.check_alert_texts(t.infra, t.src),
 }

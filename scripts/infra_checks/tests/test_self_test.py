@@ -35,13 +35,14 @@ class MakeCopy(TempDirTestCase):
     def test_copies_what_the_checks_read_and_nothing_else(self):
         repo = self.subdir("repo")
         for name in ("infra/aws/a.yaml", "infra/azure/main.bicep", "host.json", "local.settings.json.example",
-                     "README.md", "docs/settings.md", "docs/img.png", "HttpRotate/function.json",
-                     "src/lib.rs", "target/x", "Cargo.toml"):
+                     "targets.schema.json", "targets.example.json", "README.md", "docs/settings.md", "docs/img.png",
+                     "HttpRotate/function.json", "src/lib.rs", "target/x", "Cargo.toml"):
             self.write("repo/" + name, name)
         make_copy(repo, self.dir / "copy")
         copied = sorted(str(p.relative_to(self.dir / "copy")) for p in (self.dir / "copy").rglob("*") if p.is_file())
         self.assertEqual(copied, ["HttpRotate/function.json", "README.md", "docs/settings.md", "host.json",
-                                  "infra/aws/a.yaml", "infra/azure/main.bicep", "local.settings.json.example"])
+                                  "infra/aws/a.yaml", "infra/azure/main.bicep", "local.settings.json.example",
+                                  "targets.example.json", "targets.schema.json"])
 
     def test_without_readme_or_docs(self):
         self.write("repo/infra/aws/a.yaml", "")
@@ -125,9 +126,9 @@ class SelfTest(BrokenCopy):
 
 
 class Cases(unittest.TestCase):
-    def test_thirteen_cases_with_distinct_names(self):
-        self.assertEqual(len(CASES), 13)
-        self.assertEqual(len({(c.check, c.name) for c in CASES}), 13)
+    def test_seventeen_cases_with_distinct_names(self):
+        self.assertEqual(len(CASES), 17)
+        self.assertEqual(len({(c.check, c.name) for c in CASES}), 17)
         self.assertEqual([c.check for c in CASES].count("all"), 1)
 
 

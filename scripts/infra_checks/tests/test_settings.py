@@ -140,6 +140,17 @@ class Tree(TempDirTestCase):
         self.write("Timer/function.json", json.dumps({"bindings": [{"schedule": "%Other%"}]}))
         self.assertIn("binds to %Other%", self.failure().details)
 
+    def test_a_time_zone_setting_fails_even_when_documented(self):
+        self.write("README.md", README + "`ExpiryWarningSeconds` `WEBSITE_TIME_ZONE` `TZ`\n")
+        self.write("infra/azure/main.parameters.json", json.dumps(
+            {"parameters": {"additionalAppSettings": {"value": {"WEBSITE_TIME_ZONE": "UTC"}}}}))
+        self.write("local.settings.json.example", json.dumps({"Values": {"TZ": "Europe/Paris"}}))
+        details = self.failure().details.splitlines()
+        self.assertEqual(len(details), 2)
+        self.assertTrue(all("which Flex Consumption does not support (the timer runs in UTC)" in d for d in details))
+        self.assertIn("sets TZ,", details[0])
+        self.assertIn("(additionalAppSettings) sets WEBSITE_TIME_ZONE,", details[1])
+
     def test_no_docs_at_all_fails(self):
         e = self.failure()
         self.assertIn("no README.md or docs/*.md", e.summary)

@@ -150,6 +150,9 @@ impl SessionCredentials {
     }
 
     /// The AWS `credential_process` JSON (`Version` 1), which is also the bundle secret's value.
+    /// `Expiration` is the expiry exactly as STS gave it — with its fraction of a second when it
+    /// has one (AWS's have none; emulators' may) — so that a repair from the bundle carries the
+    /// very same expiry (issue #25); every RFC 3339 reader takes the fraction.
     pub fn to_process_json(&self) -> SecretString {
         let doc = ProcessJson {
             version: 1,
@@ -158,7 +161,7 @@ impl SessionCredentials {
             session_token: Some(self.session_token.expose_secret().into()),
             expiration: Some(
                 self.expiration
-                    .to_rfc3339_opts(SecondsFormat::Secs, true)
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true)
                     .into(),
             ),
         };

@@ -51,7 +51,74 @@ impl RotationService {
         current: Current,
         started: Instant,
     ) -> Result<Report, Failure> {
-        let bundle = current.bundle.as_ref().expect("fresh implies a bundle");
+        let targets = &self.settings.targets;
+        let mut versions = current.versions(targets);
+        let done = self.repair_from(&current).await?;
+        versions.extend(done.written);
+        if let Some(e) = done.error {
+            let mut f = Failure::from_vault(Step::Publish, "repairing the separate secrets", &e);
+            f.published = done.repaired;
+            f.stale = done.still_stale;
+            return Err(f);
+        }
+        let minted_at = current.bundle_published().and_then(|b| b.minted_at());
+        let mut report = self.report(false, reason, &done.credentials, versions, started, |r| {
+            r.minted_at = minted_at;
+        });
+        report.repaired = done.repaired;
+        Ok(report)
+    }
+
+    /// After a publish made without the rotation lease (storage unreachable, or none
+    /// configured), another instance may have published at the same moment, and the writes of
+    /// the two publishes interleaved: the bundle is always one whole set, but the three separate
+    /// secrets may then hold parts of both. Side work (issue #25): re-read all four and repair the
+    /// separate ones from the latest bundle, whoever published it. The last of such publishers to
+    /// finish its writes reads the final state, so the secrets agree again within the run.
+    pub(super) async fn reconcile(&self) -> (Vec<String>, Vec<String>) {
+        let current = match self.read_current().await {
+            Ok(c) if c.bundle.is_some() => c,
+            Ok(_) => return Default::default(),
+            Err(f) => {
+                return (
+                    vec![],
+                    vec![format!(
+                        "could not re-read the published secrets after a publish without the rotation lease ({}); the next run repairs any that disagree with the bundle",
+                        f.message
+                    )],
+                )
+            }
+        };
+        match self.repair_from(&current).await {
+            Ok(done) if done.repaired.is_empty() && done.error.is_none() => Default::default(),
+            Ok(done) => {
+                let mut actions = vec![];
+                if !done.repaired.is_empty() {
+                    actions.push(format!(
+                        "repaired {} from the latest bundle (set {}): another publish without the rotation lease had interleaved with this one",
+                        done.repaired.join(", "),
+                        done.credentials.access_key_id
+                    ));
+                }
+                let warnings = done
+                    .error
+                    .map(|e| {
+                        vec![format!(
+                            "could not repair {} after a publish without the rotation lease ({e}); the next run repairs them",
+                            done.still_stale.join(", ")
+                        )]
+                    })
+                    .unwrap_or_default();
+                (actions, warnings)
+            }
+            Err(f) => (vec![], vec![f.message]),
+        }
+    }
+
+    /// Writes the separate secrets that do not hold the bundle's set, from the bundle, with the
+    /// bundle's tags and its expiry exactly.
+    async fn repair_from(&self, current: &Current) -> Result<Repair, Failure> {
+        let bundle = current.bundle.as_ref().expect("a repair needs a bundle");
         let credentials = SessionCredentials::from_process_json(bundle.value.expose_secret())
             .map_err(|e| {
                 Failure::new(
@@ -61,37 +128,33 @@ impl RotationService {
                     format!("{}: {e}", self.settings.targets.bundle),
                 )
             })?;
-        let set_id = credentials.access_key_id.clone();
         let targets = &self.settings.targets;
-        let stale = current.out_of_step(&set_id, targets);
-        let mut versions = current.versions(targets);
-        let mut repaired = vec![];
-        if !stale.is_empty() {
-            let parts = separate_values(&credentials);
-            let writes: Vec<(&SecretRef, &SecretString, &str)> = targets.all()[1..]
-                .iter()
-                .zip(parts.iter())
-                .filter(|(t, _)| stale.contains(&t.name))
-                .map(|(t, (value, content_type))| (*t, value, *content_type))
-                .collect();
-            let (written, still_stale, first_error) =
-                self.write_all(writes, &bundle.tags, &credentials).await;
-            repaired = written.keys().cloned().collect();
-            versions.extend(written);
-            if let Some(e) = first_error {
-                let mut f =
-                    Failure::from_vault(Step::Publish, "repairing the separate secrets", &e);
-                f.published = repaired;
-                f.stale = still_stale;
-                return Err(f);
-            }
+        let stale = current.out_of_step(&credentials.access_key_id, targets);
+        if stale.is_empty() {
+            return Ok(Repair {
+                credentials,
+                repaired: vec![],
+                written: BTreeMap::new(),
+                still_stale: vec![],
+                error: None,
+            });
         }
-        let minted_at = current.bundle_published().and_then(|b| b.minted_at());
-        let mut report = self.report(false, reason, &credentials, versions, started, |r| {
-            r.minted_at = minted_at;
-        });
-        report.repaired = repaired;
-        Ok(report)
+        let parts = separate_values(&credentials);
+        let writes: Vec<(&SecretRef, &SecretString, &str)> = targets.all()[1..]
+            .iter()
+            .zip(parts.iter())
+            .filter(|(t, _)| stale.contains(&t.name))
+            .map(|(t, (value, content_type))| (*t, value, *content_type))
+            .collect();
+        let (written, still_stale, error) =
+            self.write_all(writes, &bundle.tags, &credentials).await;
+        Ok(Repair {
+            repaired: written.keys().cloned().collect(),
+            written,
+            still_stale,
+            error,
+            credentials,
+        })
     }
 
     /// Writes secrets concurrently, each with the set's tags and expiry: the versions written
@@ -139,4 +202,16 @@ fn separate_values(c: &SessionCredentials) -> [(SecretString, &'static str); 3] 
         (c.secret_access_key.clone(), "text/plain"),
         (c.session_token.clone(), "text/plain"),
     ]
+}
+
+/// What [`RotationService::repair_from`] did.
+struct Repair {
+    /// The bundle's set (the repair's source).
+    credentials: SessionCredentials,
+    /// The secrets written, and their new versions.
+    repaired: Vec<String>,
+    written: BTreeMap<String, String>,
+    /// The secrets that still do not hold the set, and why.
+    still_stale: Vec<String>,
+    error: Option<VaultError>,
 }

@@ -73,14 +73,17 @@ impl RotationService {
     }
 
     /// Starts a finished run's side work: the source key's bookkeeping (`plan`), and version
-    /// hygiene when the run published (`published`: the versions it wrote); then releases the
-    /// run's lease with its recorded outcome.
+    /// hygiene when the run published (`published`: the versions it wrote) — with, when it
+    /// published without the rotation lease (`lease` is `None`), a re-read of the four secrets
+    /// that repairs any another publish left out of step ([`RotationService::reconcile`]); then
+    /// releases the run's lease with its recorded outcome.
     pub(super) fn spawn_side_work(
         self: &Arc<Self>,
         published: Option<BTreeMap<String, String>>,
         plan: Option<Plan>,
         lease: Option<(LeaseGuard, HashMap<String, String>)>,
     ) {
+        let reconcile = published.is_some() && lease.is_none();
         let bookkeeping_due = plan.as_ref().is_some_and(Plan::has_side_work);
         // Only deleting the previous key changes a key and needs the lease; learning the key's
         // age does not (see `retag_if_unchanged`), so the lease goes at once unless a deletion
@@ -99,7 +102,13 @@ impl RotationService {
         let task = tokio::spawn(async move {
             let now = Utc::now();
             let budget = me.side_budget();
-            let (hygiene, bookkeeping) = tokio::join!(
+            let (reconciled, hygiene, bookkeeping) = tokio::join!(
+                timed(budget, "the re-read of the published secrets", async {
+                    match reconcile {
+                        true => me.reconcile().await,
+                        false => Done::default(),
+                    }
+                }),
                 timed(budget, "version hygiene", async {
                     match &published {
                         Some(p) => me.hygiene(p, now).await,
@@ -126,8 +135,8 @@ impl RotationService {
             );
             let outcome = SideWork {
                 finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-                actions: [bookkeeping.0, hygiene.0].concat(),
-                warnings: [bookkeeping.1, hygiene.1].concat(),
+                actions: [reconciled.0, bookkeeping.0, hygiene.0].concat(),
+                warnings: [reconciled.1, bookkeeping.1, hygiene.1].concat(),
             };
             let name = me.settings.name.as_deref().unwrap_or("default");
             for a in &outcome.actions {

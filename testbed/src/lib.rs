@@ -439,13 +439,19 @@ impl TestBed {
         let url = self.sts_url();
         let mut headers = HeaderMap::new();
         let host = url.trim_start_matches("http://");
-        headers.insert("host", HeaderValue::from_str(host).map_err(|e| e.to_string())?);
+        headers.insert(
+            "host",
+            HeaderValue::from_str(host).map_err(|e| e.to_string())?,
+        );
         headers.insert(
             "content-type",
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        headers.insert("x-amz-date", HeaderValue::from_str(&now).map_err(|e| e.to_string())?);
+        headers.insert(
+            "x-amz-date",
+            HeaderValue::from_str(&now).map_err(|e| e.to_string())?,
+        );
         if let Some(t) = session_token {
             headers.insert(
                 "x-amz-security-token",

@@ -131,6 +131,9 @@ pub struct StsFront {
     http: reqwest::Client,
     pub faults: Faults,
     calls: Mutex<Vec<Call>>,
+    /// The action of every request as it arrived (before latency, faults or an answer): a call
+    /// still hanging shows here and not in `calls`.
+    arrivals: Mutex<Vec<String>>,
     minted: Mutex<HashMap<String, Minted>>,
     /// The long-lived keys the front knows: access key id → secret. Any other is refused.
     keys: Mutex<HashMap<String, String>>,
@@ -155,6 +158,7 @@ impl StsFront {
             http: reqwest::Client::new(),
             faults: Faults::default(),
             calls: Mutex::default(),
+            arrivals: Mutex::default(),
             minted: Mutex::default(),
             keys: Mutex::default(),
             lifecycle: Mutex::default(),
@@ -177,6 +181,18 @@ impl StsFront {
 
     pub fn clear_calls(&self) {
         self.calls.lock().unwrap().clear();
+        self.arrivals.lock().unwrap().clear();
+    }
+
+    /// How many requests of `action` have arrived, answered or not (a hanging call counts here
+    /// at once; [`StsFront::calls`] records a call only when it is answered).
+    pub fn arrived(&self, action: &str) -> usize {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| *a == action)
+            .count()
     }
 
     /// Every credential set minted so far.
@@ -448,6 +464,7 @@ async fn handle(
         params.extend(url::form_urlencoded::parse(q.as_bytes()).into_owned());
     }
     let action = params.get("Action").cloned().unwrap_or_default();
+    front.arrivals.lock().unwrap().push(action.clone());
     let (access_key_id, scope_service) = signer(&headers);
     let service = scope_service.unwrap_or_else(|| "sts".into());
     let latency = front.faults.latency();
@@ -558,7 +575,11 @@ fn token_refused(service: &str) -> Response {
 
 /// AWS's authentication, in AWS's order: the header's form, the request time, the scope, the key
 /// (and its session token), the signature, then the session's expiry.
-fn authenticate(front: &StsFront, action: &str, request: &Incoming<'_>) -> Result<Signer, Response> {
+fn authenticate(
+    front: &StsFront,
+    action: &str,
+    request: &Incoming<'_>,
+) -> Result<Signer, Response> {
     let service = service_of(action);
     let refused = |r: sigv4::Refusal| {
         let status = match r {
@@ -583,7 +604,12 @@ fn authenticate(front: &StsFront, action: &str, request: &Incoming<'_>) -> Resul
             "Credential should be scoped to correct service: '{service}'. "
         ))));
     }
-    let minted = front.minted.lock().unwrap().get(&auth.access_key_id).cloned();
+    let minted = front
+        .minted
+        .lock()
+        .unwrap()
+        .get(&auth.access_key_id)
+        .cloned();
     let Some(secret) = front.secret_of(&auth.access_key_id) else {
         return Err(unknown_key(service));
     };
@@ -691,8 +717,7 @@ async fn call(
             );
         }
     }
-    let forwarded = match forward(front, request.headers, request.body.clone(), request.uri).await
-    {
+    let forwarded = match forward(front, request.headers, request.body.clone(), request.uri).await {
         Ok(r) => r,
         Err(e) => return error_xml(503, "ServiceUnavailable", &format!("moto unreachable: {e}")),
     };

@@ -110,6 +110,7 @@ async fn eval_export_then_the_aws_cli_works() {
     let (code, ps, _) = w.sh("stsbridge export --format powershell").await;
     assert_eq!(code, 0);
     assert!(ps.contains("$env:AWS_SESSION_TOKEN = '"));
+    assert_no_secrets(&w.bed, &[&stdout, &stderr]);
 }
 
 #[tokio::test]
@@ -174,6 +175,7 @@ async fn write_launch_settings_fills_every_profile_and_keeps_the_rest() {
         "Development"
     );
     assert!(stderr.contains("keep it out of version control"));
+    assert_no_secrets(&w.bed, &[&stderr]);
 }
 
 #[tokio::test]
@@ -195,6 +197,7 @@ async fn credentials_close_to_expiry_are_refused() {
     assert!(err.contains("less than --min-remaining (300 s)"), "{err}");
     assert_eq!(accepted, 0);
     assert!(out.contains("ASIAEXAMPLE"));
+    assert_no_secrets(&w.bed, &[&err]);
 }
 
 #[tokio::test]
@@ -202,7 +205,7 @@ async fn the_cache_saves_the_vault_read_and_is_private() {
     let w = World::new().await;
     w.bed.vault.clear_log();
 
-    let (first, a, _) = w.sh("stsbridge credential-process --cache").await;
+    let (first, a, err_a) = w.sh("stsbridge credential-process --cache").await;
     let reads_after_first = w
         .bed
         .vault
@@ -210,7 +213,7 @@ async fn the_cache_saves_the_vault_read_and_is_private() {
         .iter()
         .filter(|r| r.op == "get" && r.authorized)
         .count();
-    let (second, b, _) = w.sh("stsbridge credential-process --cache").await;
+    let (second, b, err_b) = w.sh("stsbridge credential-process --cache").await;
     let reads_after_second = w
         .bed
         .vault
@@ -242,6 +245,7 @@ async fn the_cache_saves_the_vault_read_and_is_private() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    assert_no_secrets(&w.bed, &[&err_a, &err_b]);
 }
 
 #[tokio::test]
@@ -312,6 +316,7 @@ async fn bad_bundles_and_refusing_vaults_are_one_clear_line_and_change_nothing()
     for e in [&missing, &forbidden, &malformed, &version] {
         assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
     }
+    assert_no_secrets(&w.bed, &[&missing, &forbidden, &malformed, &version]);
 }
 
 #[tokio::test]
@@ -341,4 +346,5 @@ async fn a_credentials_file_stsbridge_cannot_read_is_left_byte_for_byte() {
         std::fs::read_to_string(w.path("Properties/launchSettings.json")).unwrap(),
         "{ not json"
     );
+    assert_no_secrets(&w.bed, &[&err, &err2]);
 }

@@ -2,7 +2,7 @@
 
 use testbed::{Fault, Rule, TestBed, SOURCE_KEY_ID_SECRET};
 
-use crate::support::{assert_no_secrets, set_ids, settings, App};
+use crate::support::{assert_no_secrets, assert_one_set, set_ids, settings, App};
 
 fn nothing_published(bed: &TestBed) -> bool {
     [
@@ -87,6 +87,7 @@ async fn a_vault_that_forbids_reading_the_source_key_is_a_502_naming_the_setting
     );
     assert!(bed.sts.calls().is_empty());
     assert!(nothing_published(&bed));
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -103,6 +104,7 @@ async fn a_missing_source_secret_is_a_502_secret_not_found() {
         .as_str()
         .unwrap()
         .contains("PasswordFromKeyVault"));
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -190,7 +192,9 @@ async fn throttled_writes_are_retried_after_the_time_key_vault_asks() {
 
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body["durationMs"].as_u64().unwrap() >= 1000);
-    assert_eq!(set_ids(&bed).iter().filter(|i| i.is_some()).count(), 4);
+    assert_one_set(&bed).await;
+    assert_eq!(bed.sts.minted().len(), 1, "retried writes, one mint");
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -220,6 +224,7 @@ async fn invalid_settings_keep_the_server_up_and_every_invocation_names_them() {
         .contains("invalid setting KeyVaultUrl"));
     assert!(app.is_running());
     assert!(bed.sts.calls().is_empty());
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -243,12 +248,14 @@ async fn malformed_invocations_get_a_plain_400_and_the_process_lives_on() {
         .post_raw("/HttpRotate", r#"{"Data": {"other": {}}}"#)
         .await;
     assert_eq!(status, 200);
-    assert!(
-        text.contains(r#"\"statusCode\""#) || text.contains("\"statusCode\":400"),
-        "{text}"
+    let envelope: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        envelope["Outputs"]["res"]["statusCode"], 400,
+        "an HttpRotate invocation without Data.req is the caller's 400: {text}"
     );
     assert!(app.is_running());
     assert!(bed.sts.calls().is_empty());
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -267,4 +274,5 @@ async fn a_chunked_invocation_body_is_read_whole() {
 
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("past due"));
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }

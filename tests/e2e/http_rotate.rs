@@ -107,6 +107,7 @@ async fn force_in_a_json_body_mints_even_when_fresh() {
     assert_eq!(second.body["rotated"], true, "{second:?}");
     assert_ne!(second.body["accessKeyId"], first.body["accessKeyId"]);
     assert_eq!(bed.sts.minted().len(), 2);
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -150,4 +151,5 @@ async fn an_unknown_force_value_is_a_400_inside_the_envelope() {
         .unwrap()
         .contains("perhaps"));
     assert!(bed.sts.calls().is_empty());
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }

@@ -6,6 +6,7 @@ use crate::support::{run_cli, settings, App};
 
 #[tokio::test]
 async fn serve_without_a_port_exits_non_zero_naming_the_variable() {
+    // no secret search: its environment holds no secret at all.
     let out = run_cli(&Default::default(), &["serve"]).await;
     assert_eq!(out.code, Some(1));
     assert!(
@@ -44,12 +45,12 @@ async fn sigterm_finishes_the_rotation_in_flight_then_exits_non_zero() {
     assert_eq!(answer.body["rotated"], true);
     assert_eq!(app.wait_exit().await, Some(143));
     assert_eq!(
-        crate::support::set_ids(&bed)
-            .iter()
-            .filter(|i| i.is_some())
-            .count(),
-        4
+        crate::support::assert_one_set(&bed).await,
+        answer.body["accessKeyId"].as_str().unwrap(),
+        "the run in flight published its whole set before the exit"
     );
+    assert_eq!(bed.sts.minted().len(), 1);
+    crate::support::assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -68,4 +69,5 @@ async fn check_validates_and_describes_without_minting() {
     .await;
     assert_eq!(bad.code, Some(1));
     assert!(bad.stderr.contains("CredentialMode"), "{bad:?}");
+    crate::support::assert_no_secrets(&bed, &[&out.text(), &bad.text()]);
 }

@@ -22,6 +22,7 @@
 //! - `properties`: property tests of the parsers of outside input (never panic);
 //! - `revoke`: `stsbridge revoke`: deny policies (parsed back from moto), re-issue, old sets dead, prune;
 //! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene;
+//! - `secret_search`: that every test here ends with a secret search (a check of the sources);
 //! - `security`: the security review's findings (issue #15): crafted bundles, lost answers, live
 //!   markers, forced triggers, bad local settings, real readers of every output format.
 
@@ -37,6 +38,7 @@ mod modes;
 mod properties;
 mod reliability;
 mod revoke;
+mod secret_search;
 mod security;
 mod side_work;
 mod source_forms;

@@ -4,7 +4,8 @@ use testbed::identity::claims_of;
 use testbed::{Fault, Rule, TestBed};
 
 use crate::support::{
-    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings, App,
+    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings,
+    App,
 };
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stsbridge-reader";
@@ -176,6 +177,7 @@ async fn a_wrong_app_secret_fails_at_the_token_step_and_names_it() {
     );
     assert!(bed.sts.calls().is_empty());
     assert!(!out.text().contains("not-the-secret"));
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -196,6 +198,7 @@ async fn an_audience_entra_does_not_know_fails_at_the_token_step_with_a_hint() {
         .unwrap()
         .contains("WebIdentityAudience"));
     assert!(bed.sts.calls().is_empty());
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 async fn refused(code: &str, status: u16, message: &str) -> crate::support::HttpAnswer {
@@ -267,6 +270,7 @@ async fn a_duration_above_the_roles_maximum_names_both_settings() {
         hint.contains("SessionDurationSeconds (7200)") && hint.contains("MaxSessionDuration"),
         "{hint}"
     );
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -292,6 +296,7 @@ async fn an_unknown_role_is_an_access_denied_with_a_hint_about_the_trust_policy(
         .as_str()
         .unwrap()
         .contains("RoleArn"));
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -323,4 +328,5 @@ async fn web_identity_through_a_managed_identity_needs_one() {
 
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("WebIdentityCredential"), "{out:?}");
+    assert_no_secrets(&bed, &[&out.text()]);
 }

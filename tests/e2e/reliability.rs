@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use stsbridge::secrets::SessionCredentials;
 use testbed::{Fault, Rule, TestBed};
 
-use crate::support::{assert_no_secrets, run_cli, set_ids, settings, App};
+use crate::support::{assert_no_secrets, assert_one_set, run_cli, set_ids, settings, App};
 
 #[tokio::test]
 async fn two_hundred_concurrent_posts_make_exactly_one_mint() {
@@ -39,6 +38,7 @@ async fn two_hundred_concurrent_posts_make_exactly_one_mint() {
     let mints = bed.sts.calls_of("GetSessionToken");
     assert_eq!(mints.len(), 1, "{mints:?}");
     assert_eq!(bed.sts.minted().len(), 1);
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -52,27 +52,19 @@ async fn two_instances_triggered_at_once_mint_at_most_twice_and_the_bundle_stays
         a.http_rotate("POST", &[], None),
         b.http_rotate("POST", &[], None)
     );
-    let (ta, tb) = tokio::join!(a.timer_rotate(), b.timer_rotate());
 
-    assert_eq!((ra.status, rb.status, ta.0, tb.0), (200, 200, 200, 200));
-    assert!(bed.sts.minted().len() <= 2, "{}", bed.sts.minted().len());
-    let bundle = bed.vault.latest("AwsSessionCredentials").unwrap();
-    let set =
-        SessionCredentials::from_process_json(&bundle.value).expect("the bundle is a whole set");
-    let minted = bed
-        .sts
-        .minted()
-        .into_iter()
-        .find(|m| m.access_key_id == set.access_key_id)
-        .unwrap();
-    use secrecy::ExposeSecret;
-    assert_eq!(
-        set.session_token.expose_secret(),
-        minted.session_token,
-        "the bundle's parts belong together"
-    );
+    assert_eq!((ra.status, rb.status), (200, 200));
+    let after_posts = bed.sts.minted().len();
+    assert!((1..=2).contains(&after_posts), "{after_posts} mints");
+    let (ta, tb) = tokio::join!(a.timer_rotate(), b.timer_rotate());
+    assert_eq!((ta.0, tb.0), (200, 200));
     // The timers found the set fresh: no third mint.
-    assert!(bed.sts.minted().len() <= 2);
+    assert_eq!(bed.sts.minted().len(), after_posts, "the timers minted");
+    // And the four secrets hold one set once both instances' side work is done.
+    a.wait_side_work().await;
+    b.wait_side_work().await;
+    assert_one_set(&bed).await;
+    assert_no_secrets(&bed, &[&a.all_text(), &b.all_text()]);
 }
 
 #[tokio::test]
@@ -145,7 +137,13 @@ async fn key_vault_5xx_and_dropped_connections_are_retried() {
     let answer = app.http_rotate("POST", &[], None).await;
 
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(set_ids(&bed).iter().filter(|i| i.is_some()).count(), 4);
+    assert_one_set(&bed).await;
+    assert_eq!(
+        bed.sts.minted().len(),
+        1,
+        "retries re-send writes, never mint again"
+    );
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -167,6 +165,7 @@ async fn a_rotation_that_cannot_finish_gives_up_within_its_budget() {
     );
     assert_eq!(answer.status, 503, "{answer:?}");
     assert!(bed.vault.latest("AwsSessionCredentials").is_none());
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -209,6 +208,7 @@ async fn a_failed_run_warns_that_the_published_set_is_about_to_expire() {
         "{state:?}"
     );
     assert!(app.is_running());
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]
@@ -257,6 +257,7 @@ async fn expired_versions_are_disabled_after_a_publish_keeping_the_newest() {
         "a version whose credentials are still valid stays enabled"
     );
     assert!(bed.vault.latest("SessionToken").unwrap().enabled);
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 /// Version hygiene lists every version, so a serving process sweeps on its first publish and
@@ -316,4 +317,76 @@ async fn publish_and_wait_side_work(
     let before = previous.map(|p| p["finishedAt"].clone());
     app.side_work_where(|s| !s.is_null() && Some(&s["finishedAt"]) != before.as_ref())
         .await
+}
+
+/// `exp` exact (issue #25): a publish and a repair carry the expiry STS gave onto all four
+/// secrets and the bundle — never rounded up, never recomputed from a truncated string. (moto's
+/// expiries have microseconds, so a truncation shows.)
+#[tokio::test]
+async fn every_published_and_repaired_secret_carries_the_sts_expiry_exactly() {
+    let bed = TestBed::start().await.unwrap();
+    let app = App::spawn(settings(&bed, &[], &[])).await;
+
+    let first = app.http_rotate("POST", &[("force", "true")], None).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let id = assert_one_set(&bed).await;
+
+    // A separate secret out of step: the next unforced run repairs it from the bundle.
+    bed.vault
+        .seed("SessionToken", &testbed::aws_session_token(), &[]);
+    let repaired = app.http_rotate("POST", &[], None).await;
+    assert_eq!(
+        repaired.body["repaired"],
+        serde_json::json!(["SessionToken"]),
+        "{:?}",
+        repaired.body
+    );
+    assert_eq!(assert_one_set(&bed).await, id);
+    assert_eq!(bed.sts.minted().len(), 1, "a repair mints nothing");
+    assert_no_secrets(&bed, &[&app.all_text()]);
+}
+
+/// Disagreement closed within the run (issue #25): without the rotation lease, a publish whose
+/// bundle write lands after another instance's whole publish leaves the separate secrets holding
+/// the other set. The late publisher's side work re-reads the four secrets and repairs them from
+/// the latest bundle, so they hold one set again before its run is over.
+#[tokio::test]
+async fn a_publish_without_the_lease_repairs_what_an_interleaved_publish_left_out_of_step() {
+    let bed = TestBed::start().await.unwrap();
+    let a = App::spawn(settings(&bed, &[], &[])).await;
+    let b = App::spawn(settings(&bed, &[], &[])).await;
+    a.wait_warm_up(1).await;
+    b.wait_warm_up(1).await;
+    // A's bundle write (the first) takes 2 s; its three separate writes land at once.
+    bed.vault.faults.add(
+        Rule::on("set", Fault::Delay(Duration::from_secs(2)))
+            .named("AwsSessionCredentials")
+            .times(1),
+    );
+
+    let a_run = a.http_rotate("POST", &[("force", "true")], None);
+    let b_run = async {
+        // B publishes its whole set after A's separate secrets and before A's bundle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while set_ids(&bed)[1..].iter().any(Option::is_none) {
+            assert!(std::time::Instant::now() < deadline, "A never published");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        b.http_rotate("POST", &[("force", "true")], None).await
+    };
+    let (ra, rb) = tokio::join!(a_run, b_run);
+
+    assert_eq!((ra.status, rb.status), (200, 200), "{ra:?}\n{rb:?}");
+    let a_set = ra.body["accessKeyId"].as_str().unwrap().to_string();
+    assert_ne!(rb.body["accessKeyId"].as_str().unwrap(), a_set);
+    let side = a
+        .side_work_where(|s| s.to_string().contains("repaired"))
+        .await
+        .to_string();
+    assert!(
+        side.contains("repaired AccessKeyId, SecretAccessKey, SessionToken from the latest bundle"),
+        "{side}"
+    );
+    assert_eq!(assert_one_set(&bed).await, a_set, "the bundle's set, whole");
+    assert_no_secrets(&bed, &[&a.all_text(), &b.all_text()]);
 }

@@ -12,7 +12,9 @@ use stsbridge::consumers::profile::{update_profile, Edit};
 use stsbridge::secrets::SessionCredentials;
 use testbed::{Fault, Rule, TestBed, SOURCE_SECRET_KEY_SECRET};
 
-use crate::support::{active_keys, assert_no_secrets, run_cli, settings, stored_key_id, App};
+use crate::support::{
+    active_keys, assert_no_secrets, assert_no_values, run_cli, settings, stored_key_id, App,
+};
 
 const INJECTION: &str = "\n[bridged]\ncredential_process = sh -c 'touch /tmp/stsbridge-pwned'\n";
 
@@ -162,6 +164,7 @@ fn venv_python() -> std::path::PathBuf {
 /// the dotenv lines. Each gets exactly the values, or the writer refused them.
 #[tokio::test]
 async fn bash_botocore_and_python_dotenv_read_back_exactly_what_was_written() {
+    // no secret search: its outputs are the hostile values it wrote on purpose, read back.
     let dir = tempfile::tempdir().unwrap();
     let values = hostile_values();
     let mut expected_env = vec![];
@@ -500,10 +503,8 @@ async fn local_settings_that_cannot_be_variables_are_refused_without_their_value
             .await;
             assert_eq!(out.code, Some(1), "{out:?}");
             assert!(out.stderr.contains(says), "{out:?}");
-            assert!(
-                !out.text().contains("hunter2") && !out.text().contains("panicked"),
-                "{out:?}"
-            );
+            assert!(!out.text().contains("panicked"), "{out:?}");
+            assert_no_values(&["hunter2"], &[&out.text()]);
         }
     }
 }
@@ -532,6 +533,10 @@ async fn the_challenge_check_cannot_be_turned_off_for_a_remote_vault() {
     assert!(
         show.stderr.contains("only for a vault on this machine"),
         "{show:?}"
+    );
+    assert_no_values(
+        &["not-a-real-secret-just-a-test-value"],
+        &[&check.text(), &show.text()],
     );
 }
 
@@ -584,4 +589,5 @@ async fn token_shaped_text_in_an_aws_error_message_is_redacted() {
     assert!(out.stdout.contains("SignatureDoesNotMatch"));
     assert!(out.stdout.contains("[REDACTED]"), "{}", out.stdout);
     assert!(!out.text().contains(quoted), "{out:?}");
+    assert_no_secrets(&bed, &[&out.text()]);
 }

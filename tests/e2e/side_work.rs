@@ -30,9 +30,19 @@ async fn an_iam_that_never_answers_does_not_hold_the_answer() {
 
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["rotated"], true);
+    // The side work's ListAccessKeys reaches IAM and hangs there, unanswered, while the answer
+    // is already in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while bed.sts.arrived("ListAccessKeys") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the side work never called ListAccessKeys"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         bed.sts.calls_of("ListAccessKeys").is_empty(),
-        "the answer came while ListAccessKeys was still hanging"
+        "ListAccessKeys is still hanging"
     );
     // Its own timeout (a quarter of the budget) ends it, and GET says so.
     let side = app.side_work_where(|s| !s.is_null()).await;

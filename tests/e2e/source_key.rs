@@ -207,6 +207,7 @@ async fn max_age_zero_never_rotates_and_never_calls_iam() {
     let out = rotate(&env(&bed, &[("SourceKeyMaxAgeDays", "0")])).await;
     assert_eq!(out.code, Some(0), "{}", out.text());
     assert!(bed.sts.calls().iter().all(|c| c.service != "iam"));
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -278,6 +279,7 @@ async fn verification_waits_out_iams_propagation_delay() {
         "{tries:?}"
     );
     assert_consistent(&bed).await;
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -314,6 +316,7 @@ async fn a_key_that_never_propagates_is_kept_in_the_vault_and_finished_by_a_late
         1,
         "resumed, not restarted"
     );
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -493,11 +496,13 @@ async fn crash_at_deleting_the_old_key_after_the_grace_period() {
         failed.text()
     );
     bed.sts.faults.clear();
-    assert_eq!(rotate(&e).await.code, Some(0));
+    let last = rotate(&e).await;
+    assert_eq!(last.code, Some(0), "{}", last.text());
     assert_eq!(
         bed.access_keys().await.unwrap(),
         vec![(stored_key_id(&bed), "Active".to_string())]
     );
+    assert_no_secrets(&bed, &[&failed.text(), &last.text()]);
 }
 
 #[tokio::test]

@@ -553,6 +553,7 @@ async fn credential_process_never_starts_a_sign_in_and_says_how_to_log_in() {
     );
     assert!(w.operations().is_empty(), "no call at all");
     assert_eq!(out.stderr.trim().lines().count(), 1);
+    assert_no_secrets(&w.bed, &[&out.text()]);
 }
 
 #[tokio::test]

@@ -418,6 +418,83 @@ pub async fn consumer_caller_arn(bed: &TestBed, env: &HashMap<String, String>) -
     .unwrap_or_else(|code| panic!("the consumer's set was refused: {code}"))
 }
 
+/// The four published secrets hold one set, exactly as STS gave it, and it works: the separate
+/// secrets' values are the bundle's, every set-id tag names it, every secret's `exp` is the STS
+/// expiry (whole seconds, never later), the bundle's `Expiration` is the STS expiry itself, and a
+/// `GetCallerIdentity` signed with the set is accepted. Returns the set's access key id. Nothing
+/// secret is printed on failure.
+pub async fn assert_one_set(bed: &TestBed) -> String {
+    let bundle = bed
+        .vault
+        .latest("AwsSessionCredentials")
+        .expect("a published bundle");
+    let set: Value = serde_json::from_str(&bundle.value).expect("the bundle is JSON");
+    let field = |k: &str| set[k].as_str().unwrap_or_default().to_string();
+    let id = field("AccessKeyId");
+    let minted = bed
+        .sts
+        .minted()
+        .into_iter()
+        .find(|m| m.access_key_id == id)
+        .unwrap_or_else(|| panic!("{id} was not minted by STS"));
+    let sts_expiry = chrono::DateTime::parse_from_rfc3339(&minted.expiration).unwrap();
+    let bundle_expiry = chrono::DateTime::parse_from_rfc3339(&field("Expiration")).unwrap();
+    assert_eq!(
+        bundle_expiry, sts_expiry,
+        "the bundle's Expiration is the expiry STS gave"
+    );
+    for (name, key) in [
+        ("AccessKeyId", "AccessKeyId"),
+        ("SecretAccessKey", "SecretAccessKey"),
+        ("SessionToken", "SessionToken"),
+    ] {
+        let v = bed
+            .vault
+            .latest(name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert!(v.value == field(key), "{name} holds another set's value");
+        let tag = v
+            .tags
+            .as_ref()
+            .and_then(|t| t.get("access-key-id"))
+            .cloned();
+        assert_eq!(tag.as_deref(), Some(id.as_str()), "{name}'s set tag");
+    }
+    for name in [
+        "AwsSessionCredentials",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+    ] {
+        let exp = bed.vault.latest(name).unwrap().exp;
+        assert_eq!(
+            exp,
+            Some(sts_expiry.timestamp()),
+            "{name}'s exp is the STS expiry ({sts_expiry})"
+        );
+    }
+    if let Err(code) = bed
+        .caller_arn(&id, &field("SecretAccessKey"), Some(&field("SessionToken")))
+        .await
+    {
+        panic!("the published set does not work: {code}");
+    }
+    id
+}
+
+/// The secret-leak search of a test without a test bed: none of the test's own secret `values`
+/// appears in any captured text.
+pub fn assert_no_values(values: &[&str], texts: &[&str]) {
+    for text in texts {
+        for value in values {
+            assert!(
+                !text.contains(value),
+                "a secret value leaked into captured output:\n{text}"
+            );
+        }
+    }
+}
+
 /// The bundle's set id and the set id tags of the three separate secrets.
 pub fn set_ids(bed: &TestBed) -> Vec<Option<String>> {
     [

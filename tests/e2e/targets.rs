@@ -244,6 +244,7 @@ async fn check_reports_every_problem_with_the_targets_name_and_field() {
         "{}",
         out.text()
     );
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -275,6 +276,7 @@ async fn writes_to_a_shared_vault_are_paced() {
             "{within_a_second} writes within one second"
         );
     }
+    assert_no_secrets(&bed, &[&out.text()]);
 }
 
 #[tokio::test]
@@ -291,4 +293,5 @@ async fn without_a_targets_file_the_flat_settings_are_the_one_target() {
     );
     let other = app.http_rotate("POST", &[("target", "prod")], None).await;
     assert_eq!(other.status, 400);
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }

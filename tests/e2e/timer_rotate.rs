@@ -39,6 +39,7 @@ async fn a_timer_run_after_a_manual_one_finds_the_set_fresh() {
         .unwrap()
         .starts_with("not rotated"));
     assert_eq!(bed.sts.minted().len(), 1);
+    assert_no_secrets(&bed, &[&app.all_text()]);
 }
 
 #[tokio::test]

@@ -3,20 +3,9 @@
 # root as ./stsbridge (host.json's defaultExecutablePath); with --zip, also the deployment
 # package: stsbridge.zip, and the same files in .deploy/ for Core Tools (docs/deploy.md).
 #
-# Why zig: a binary linked on this machine asks for this machine's glibc, which may be newer than
-# the workers'. `cargo zigbuild --target x86_64-unknown-linux-gnu.2.28` compiles and links (the
-# C in aws-lc-sys and ring too) against glibc 2.28 stubs instead, so the binary needs at most
-# GLIBC_2.28 whatever the build machine has. ziglang and cargo-zigbuild come from PyPI: their
-# pins are scripts/requirements-deploy.txt, the locked set (with sha256 hashes, installed with
-# `pip install --require-hashes`) scripts/requirements-deploy.lock. The pinned zig was verified
-# with this project's dependency tree (aws-lc-sys, ring); zig 0.16's `zig ar` cannot create
-# archives, which breaks every crate that builds C: change the pin only after a full build.
-#
-# Their venv lives OUTSIDE the clone, at a path fixed by the top-level pins
-# (~/.cache/stsbridge/venv-deploy-<hash>; STSBRIDGE_CACHE_DIR moves it): cargo-zigbuild's
-# compiler and linker wrappers name the venv's absolute path, and that path is part of cargo's
-# fingerprints, so a venv inside each fresh CI clone would rebuild every dependency every run.
-# The venv is reinstalled in place (same path) whenever the lock changes.
+# Why zig, and where its pinned venv lives: scripts/zig-cargo.sh, which this script builds with
+# (`cargo zigbuild --target x86_64-unknown-linux-gnu.2.28`: the binary needs at most GLIBC_2.28,
+# whatever glibc the build machine has).
 #
 # Where a musl Rust standard library exists (`rustup target add x86_64-unknown-linux-musl`), a
 # static binary is the alternative, independent of any glibc (docs/deploy.md):
@@ -45,13 +34,6 @@ set -euo pipefail
 caller_dir=$PWD   # --binary PATH is relative to where the script was called from
 cd "$(dirname "$0")/.."
 
-REQUIREMENTS=scripts/requirements-deploy.txt
-LOCK=scripts/requirements-deploy.lock
-# The venv's name follows the top-level pins only (not the comments, not the lock), so editing a
-# comment or re-locking rebuilds nothing: see above.
-PINS=$(grep -v '^\s*#' "$REQUIREMENTS" | sha256sum | cut -c1-12)
-VENV=${STSBRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stsbridge}/venv-deploy-$PINS
-PY=$VENV/bin/python
 TRIPLE=x86_64-unknown-linux-gnu
 GLIBC_FLOOR=2.28
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -78,22 +60,6 @@ done
 
 say() { printf 'build-deploy: %s\n' "$*"; }
 die() { printf 'build-deploy: %s\n' "$*" >&2; exit 1; }
-
-setup_venv() {
-  # The stamp (the lock's sha256) is written last: a venv without it, or with another lock's,
-  # is reinstalled from scratch at the same path.
-  local want
-  want=$(sha256sum "$LOCK" | cut -d' ' -f1)
-  [ -x "$PY" ] && [ "$(cat "$VENV/.installed" 2>/dev/null)" = "$want" ] && return 0
-  local python=${PYTHON:-python3}
-  command -v "$python" >/dev/null || die "$python not found"
-  say "installing $LOCK into $VENV"
-  rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
-  "$python" -m venv "$VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
-  echo "$want" >"$VENV/.installed"
-}
 
 # Every GLIBC_x.y version the binary's dynamic symbols ask for must be at most the floor. A
 # statically linked binary (the musl build of docs/deploy.md, given with --binary) needs none.
@@ -122,19 +88,11 @@ if [ -n "$BINARY" ]; then
   binary=$BINARY
   say "using $binary (nothing is compiled)"
 else
-  command -v cargo >/dev/null || die "cargo not found"
-  setup_venv
-  export PATH="$VENV/bin:$PATH"
-  # cargo-zigbuild runs zig as `$CARGO_ZIGBUILD_PYTHON_PATH -m ziglang` before it looks for a zig
-  # binary: this pins it to the venv's, never another zig that happens to be on PATH.
-  export CARGO_ZIGBUILD_PYTHON_PATH=$PY
-  zig_version=$("$PY" -m ziglang version) || die "the pinned zig does not run ($VENV)"
-
-  args=(zigbuild --locked --target "$TRIPLE.$GLIBC_FLOOR" -p stsbridge --bin stsbridge)
+  args=(zigbuild --locked -p stsbridge --bin stsbridge)
   [ "$PROFILE" = release ] && args+=(--release)
-  say "cargo ${args[*]} (zig $zig_version, $PROFILE, target dir $TARGET_DIR)"
+  say "scripts/zig-cargo.sh ${args[*]} ($PROFILE, target dir $TARGET_DIR)"
   start=$SECONDS
-  cargo "${args[@]}"
+  scripts/zig-cargo.sh "${args[@]}"
   say "built in $((SECONDS - start)) s"
   binary=$TARGET_DIR/$TRIPLE/$PROFILE/stsbridge
   [ -x "$binary" ] || die "$binary was not built"

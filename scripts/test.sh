@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs the Python side (moto, Azure SDK for
-# Python), validates the infrastructure code offline, checks formatting, runs every Rust test
-# (unit, end-to-end against the local test bed, and the test bed's fidelity tests against the
-# official SDKs), and checks that the deployment build runs on the Functions workers' glibc.
+# The whole test suite, from a fresh machine: installs the Python and npm side (moto, the Azure
+# SDK for Python, Azurite; locked), validates the infrastructure code offline, checks formatting,
+# builds the workspace ONCE for the Functions workers' glibc floor and runs every Rust test with
+# it (unit, end-to-end against the local test bed, the test bed's fidelity tests against the
+# official SDKs), checks that very stsbridge binary's glibc symbols (the deployment check, no
+# second compilation), and runs the README's demo on the same binaries, which must leave no
+# process behind.
 # Lints (cargo fmt --check, cargo clippy -D warnings) are scripts/lint.sh; CI (.ci/run) runs it
 # before this script.
 set -euo pipefail
@@ -11,5 +14,24 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/validate-infra.sh
 cargo fmt --all --check
-cargo test --workspace --locked
-scripts/build-deploy.sh --check
+# One compilation (issue #28): the tests run the binary the deployment check reads.
+scripts/zig-cargo.sh test --workspace --locked
+bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/debug
+scripts/build-deploy.sh --check --binary "$bin/stsbridge"
+
+# The demo (the README's first command) on the binaries just built; then nothing it started may
+# still run.
+ours='(testbed up|stsbridge serve|moto_server|azurite-blob)'
+before=$(pgrep -f "$ours" | sort || true)
+log=$(mktemp)
+STSBRIDGE_BIN_DIR=$bin scripts/demo.sh >"$log" 2>&1 || { cat "$log" >&2; echo "test: the demo failed" >&2; exit 1; }
+grep -q '"Arn": "arn:aws:' "$log" || { cat "$log" >&2; echo "test: the demo did not end with an AWS call" >&2; exit 1; }
+rm -f "$log"
+sleep 1
+left=$(comm -13 <(echo "$before") <(pgrep -f "$ours" | sort || true) | grep . || true)
+if [ -n "$left" ]; then
+  echo "test: the demo left processes behind:" >&2
+  ps -o pid,args -p "$(echo "$left" | paste -sd,)" >&2 || true
+  exit 1
+fi
+echo "test: the demo ran to its AWS call and left no process behind"

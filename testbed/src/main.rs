@@ -2,13 +2,19 @@
 //! IAM Identity Center fakes; prints the settings a handler needs and the endpoints `stsbridge sso`
 //! needs, and runs until Ctrl-C (or SIGTERM), then stops everything.
 //!
-//! Usage: `testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N]`
+//! Usage: `testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N] [--storage]
+//! [--consumer-app NAME]`
 //! - `--env-file`: also write the settings (and the SSO endpoints) as `export K='V'` lines (for
 //!   `source`); they include `HTTPS_PROXY`/`NO_PROXY`, the bed's proxy that tunnels the vault's
 //!   name (`kv.vault.test`) so the challenge check stays on (https traffic to anywhere else is
 //!   refused by it: use that shell for the test bed only);
 //! - `--settings-file`: also write them as a Core Tools `local.settings.json`;
-//! - `--latency-ms`: add this latency to every Key Vault and STS request.
+//! - `--latency-ms`: add this latency to every Key Vault and STS request;
+//! - `--storage`: also start Azurite (the Azure Storage emulator) as `AzureWebJobsStorage`, so
+//!   rotations take the rotation lease as in Azure;
+//! - `--consumer-app NAME`: register an App Service app NAME in the Resource Manager fake, whose
+//!   Key Vault references read the published secrets, and set `RefreshAppSettingsOf` to it, so
+//!   every new set is pushed to it as in Azure (docs/consumers-azure.md).
 
 use std::time::Duration;
 
@@ -29,22 +35,39 @@ fn shell_quote(v: &str) -> String {
 async fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() != Some("up") {
-        bail!("usage: testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N]");
+        bail!("usage: testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N] [--storage] [--consumer-app NAME]");
     }
     let (mut env_file, mut settings_file, mut latency) = (None, None, 0u64);
+    let (mut storage, mut consumer_app) = (false, None);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--env-file" => env_file = Some(value()?),
             "--settings-file" => settings_file = Some(value()?),
             "--latency-ms" => latency = value()?.parse().context("--latency-ms")?,
+            "--storage" => storage = true,
+            "--consumer-app" => consumer_app = Some(value()?),
             other => bail!("unknown option {other}"),
         }
     }
-    let bed = testbed::TestBed::start().await?;
+    let bed = testbed::TestBed::start_with(testbed::Options {
+        storage,
+        ..Default::default()
+    })
+    .await?;
     bed.vault.faults.set_latency(Duration::from_millis(latency));
     bed.sts.faults.set_latency(Duration::from_millis(latency));
-    let env = bed.env();
+    let mut env = bed.env();
+    if let Some(name) = &consumer_app {
+        let id = format!(
+            "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-demo/providers/Microsoft.Web/sites/{name}"
+        );
+        bed.arm.add_app(
+            &id,
+            &[("AWS_CREDENTIALS", "AwsSessionCredentials", "Initialized")],
+        );
+        env.push(("RefreshAppSettingsOf".into(), id));
+    }
     let export = |vars: &[(String, String)]| -> String {
         vars.iter()
             .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
@@ -58,10 +81,11 @@ async fn run() -> anyhow::Result<()> {
             values.insert(k.clone(), serde_json::Value::String(v.clone()));
         }
         values.insert("FUNCTIONS_WORKER_RUNTIME".into(), "custom".into());
-        values.insert(
-            "AzureWebJobsStorage".into(),
-            "UseDevelopmentStorage=true".into(),
-        );
+        // Core Tools needs storage for the timer: the bed's Azurite with --storage, else the
+        // developer's own (`azurite` on its default ports).
+        values
+            .entry("AzureWebJobsStorage")
+            .or_insert_with(|| "UseDevelopmentStorage=true".into());
         values.insert("TimerSchedule".into(), "0 0 * * * *".into());
         let doc = serde_json::json!({"IsEncrypted": false, "Values": values});
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)

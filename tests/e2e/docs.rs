@@ -1,7 +1,10 @@
 //! The documentation's commands, run: every shell block marked `<!-- testbed: runs -->` in
 //! README.md and docs/*.md runs with bash against a test bed, as a reader would paste it (the
 //! stsbridge binary and the AWS CLI on PATH, the test bed's settings in the environment, and
-//! `https://YOUR-VAULT.vault.azure.net` meaning the test bed's vault).
+//! `https://YOUR-VAULT.vault.azure.net` meaning the test bed's vault). The blocks of
+//! docs/deploy.md marked `<!-- testbed: deploy -->` — the steps of the deployment guide that need
+//! no cloud account (the package, and a check with the packaged binary) — run in a copy of the
+//! repository's packaging files, with `STSBRIDGE_BINARY` the binary under test.
 
 use std::path::{Path, PathBuf};
 
@@ -10,15 +13,16 @@ use testbed::TestBed;
 use crate::support::{assert_no_secrets, settings, BIN};
 
 const MARK: &str = "<!-- testbed: runs -->";
+const DEPLOY_MARK: &str = "<!-- testbed: deploy -->";
 const PLACEHOLDER: &str = "https://YOUR-VAULT.vault.azure.net";
 
-/// The marked blocks of one markdown file: (line of the mark, the block's text).
-fn marked_blocks(path: &Path) -> Vec<(usize, String)> {
+/// The blocks of one markdown file marked `mark`: (line of the mark, the block's text).
+fn marked_blocks(path: &Path, mark: &str) -> Vec<(usize, String)> {
     let text = std::fs::read_to_string(path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let mut out = vec![];
     for (i, line) in lines.iter().enumerate() {
-        if line.trim() != MARK {
+        if line.trim() != mark {
             continue;
         }
         assert_eq!(
@@ -62,7 +66,7 @@ async fn every_marked_shell_block_in_the_docs_runs_against_the_test_bed() {
     let mut ran = vec![];
     let mut outputs = vec![];
     for file in docs() {
-        for (line, block) in marked_blocks(&file) {
+        for (line, block) in marked_blocks(&file, MARK) {
             let script = block.replace(PLACEHOLDER, &bed.vault_url());
             let out = tokio::process::Command::new("bash")
                 .args(["-euo", "pipefail", "-c", &script])
@@ -115,4 +119,80 @@ fn without_published_set(bed: &TestBed, text: String) -> String {
         .iter()
         .filter_map(|k| set[k].as_str())
         .fold(text, |t, v| t.replace(v, "[the published set]"))
+}
+
+/// Copies what the packaging scripts need (`scripts/`, `host.json`, the function folders) into
+/// `to`, so that a block writing `stsbridge.zip` and `.deploy/` never touches the repository's.
+fn copy_packaging_files(to: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["scripts", "TimerRotate", "HttpRotate"] {
+        let status = std::process::Command::new("cp")
+            .args(["-R"])
+            .arg(root.join(dir))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::copy(root.join("host.json"), to.join("host.json")).unwrap();
+}
+
+#[tokio::test]
+async fn the_deployment_guide_s_blocks_that_need_no_cloud_account_run() {
+    let bed = TestBed::start().await.unwrap();
+    // These blocks package the binary under test, which must meet the Functions workers' glibc
+    // floor: the suite's own build (scripts/test.sh, scripts/zig-cargo.sh) does; a plain
+    // `cargo test` on a newer distribution does not, and then they cannot run here.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let floor = std::process::Command::new(root.join("scripts/build-deploy.sh"))
+        .args(["--check", "--binary", BIN])
+        .output()
+        .unwrap();
+    if !floor.status.success() {
+        eprintln!(
+            "SKIPPED: {BIN} does not meet the glibc floor (a native build); scripts/test.sh runs these blocks: {}",
+            String::from_utf8_lossy(&floor.stderr)
+        );
+        return;
+    }
+    let copy = tempfile::tempdir().unwrap();
+    copy_packaging_files(copy.path());
+    let home = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let mut ran = vec![];
+    let mut outputs = vec![];
+    for (line, block) in marked_blocks(&root.join("docs/deploy.md"), DEPLOY_MARK) {
+        let out = tokio::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &block])
+            .current_dir(copy.path())
+            .env_clear()
+            .envs(settings(&bed, &[], &[]))
+            .env("STSBRIDGE_BINARY", BIN)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+            .env("HOME", home.path())
+            .output()
+            .await
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "docs/deploy.md:{line}: the block failed\n{block}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        );
+        ran.push(line);
+        outputs.extend([stdout, stderr]);
+    }
+    assert!(
+        !ran.is_empty(),
+        "no block of docs/deploy.md is marked {DEPLOY_MARK}"
+    );
+    assert!(
+        copy.path().join("stsbridge.zip").is_file()
+            && copy.path().join(".deploy/stsbridge").is_file(),
+        "the blocks built the package"
+    );
+    let texts: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    assert_no_secrets(&bed, &texts);
 }

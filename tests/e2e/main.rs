@@ -19,6 +19,7 @@
 //!   and its blob lease per target;
 //! - `lifecycle`: process start, readiness, SIGTERM, `check`;
 //! - `modes`: assume-role and web-identity;
+//! - `package`: the deployment package, unpacked and run as the Functions host runs it;
 //! - `properties`: property tests of the parsers of outside input (never panic);
 //! - `revoke`: `stsbridge revoke`: deny policies (parsed back from moto), re-issue, old sets dead, prune;
 //! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene;
@@ -35,6 +36,7 @@ mod http_rotate;
 mod lease;
 mod lifecycle;
 mod modes;
+mod package;
 mod properties;
 mod reliability;
 mod revoke;

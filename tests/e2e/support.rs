@@ -34,7 +34,16 @@ pub fn cli_command(env: &HashMap<String, String>, home: &std::path::Path) -> Com
 }
 
 fn base_command(env: &HashMap<String, String>, home: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    program_command(BIN, env, home)
+}
+
+/// `program` with only `env`, `PATH` and `HOME`, stdin closed, stdout and stderr piped.
+pub fn program_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    env: &HashMap<String, String>,
+    home: &std::path::Path,
+) -> Command {
+    let mut cmd = Command::new(program);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -90,9 +99,17 @@ impl App {
     pub async fn spawn(env: HashMap<String, String>) -> App {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = base_command(&env, home.path());
+        cmd.arg("serve");
+        App::spawn_command(cmd, home).await
+    }
+
+    /// Starts a custom handler as `cmd` says (the program, its arguments and working directory
+    /// as the Functions host would run them), with `FUNCTIONS_CUSTOMHANDLER_PORT=0`, and waits
+    /// for it to answer `GET /`.
+    pub async fn spawn_command(mut cmd: Command, home: tempfile::TempDir) -> App {
         // Port 0: serve binds a free port itself and logs which. (A port picked here and passed
         // on could be taken by another test's server before serve binds it.)
-        cmd.arg("serve").env("FUNCTIONS_CUSTOMHANDLER_PORT", "0");
+        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", "0");
         let mut child = cmd.spawn().expect("spawn stsbridge serve");
         let stdout = capture(child.stdout.take().unwrap());
         let stderr = capture(child.stderr.take().unwrap());

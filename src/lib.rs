@@ -19,6 +19,7 @@
 //! - [`aws`]: the STS and IAM adapters.
 //! - [`azure`]: identity selection, the Key Vault adapter, Key Vault reference parsing.
 //! - [`secrets`]: the types that hold key material, and the bundle format.
+//! - [`certificate`]: X.509 certificates as Roles Anywhere mode reads them (serial, names, validity).
 //! - [`tags`]: the names of the tags on published secrets (the rest of the published format).
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers.
 //! - [`revoke`]: `stsbridge revoke`: a deny policy on every principal the sets act as (with the
@@ -26,9 +27,13 @@
 //! - [`consumers`]: `credential_process`, `export`, profile and `launchSettings.json` writers;
 //!   the local credentials endpoint (`serve-credentials`, `exec --ecs-server`) and its sources,
 //!   `--web-identity` federation without a vault among them.
+//! - [`roles_anywhere`]: IAM Roles Anywhere with a Key Vault key (the certificate kept, every
+//!   request signed by the vault), shared by the rotation's roles-anywhere mode and the
+//!   consumers' `--roles-anywhere`.
 //! - [`sso`]: `stsbridge sso`: a developer's IAM Identity Center sign-in into those same writers.
 //! - [`logging`]: where log lines go (stdout/stderr) and which SDK logs are capped.
 //! - [`net`]: which hosts count as this machine (loopback), for checks relaxed only there.
+//! - [`redact`]: key material taken out of the services' error messages (both clouds use it).
 //! - [`staleness`]: how old an Azure consumer's credentials can get (for `check`).
 //! - [`schedule`]: `TimerSchedule` read as NCRONTAB (the timer interval, for `check`).
 
@@ -38,12 +43,15 @@
 
 pub mod aws;
 pub mod azure;
+pub mod certificate;
 pub mod cli;
 pub mod consumers;
 pub mod functions;
 pub mod logging;
 pub mod net;
+pub mod redact;
 pub mod revoke;
+pub mod roles_anywhere;
 pub mod rotation;
 pub mod schedule;
 pub mod secrets;

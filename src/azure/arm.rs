@@ -299,7 +299,7 @@ impl Arm {
                     .unwrap_or_else(|| status.to_string()),
                 message: doc["error"]["message"]
                     .as_str()
-                    .map(crate::aws::scrub)
+                    .map(crate::redact::scrub)
                     .unwrap_or_default(),
             });
         }

@@ -123,10 +123,12 @@ impl Default for VaultOptions {
 
 /// Clients for every vault the settings name, sharing one identity.
 pub struct Vaults {
-    credential: Arc<dyn TokenCredential>,
-    options: VaultOptions,
-    http: reqwest::Client,
+    pub(super) credential: Arc<dyn TokenCredential>,
+    pub(super) options: VaultOptions,
+    pub(super) http: reqwest::Client,
     clients: Mutex<HashMap<String, Arc<SecretClient>>>,
+    /// The key and certificate clients of each vault (Roles Anywhere mode: [`super::keys`]).
+    pub(super) key_clients: Mutex<HashMap<String, super::keys::KeyClients>>,
     pacer: WritePacer,
 }
 
@@ -238,6 +240,7 @@ impl Vaults {
             options,
             http,
             clients: Mutex::default(),
+            key_clients: Mutex::default(),
             pacer: WritePacer::default(),
         }
     }
@@ -443,7 +446,12 @@ fn to_offset(t: DateTime<Utc>) -> Option<time::OffsetDateTime> {
 
 /// Maps an SDK error from its kind, status and Key Vault's code/message (never a body).
 fn map_error(op: &'static str, secret: &SecretRef, error: azure_core::Error) -> VaultError {
-    let secret = secret.to_string();
+    map_error_of(op, secret.to_string(), error)
+}
+
+/// [`map_error`] for any object of the vault (a secret, a certificate, a key), named by `what`.
+pub(super) fn map_error_of(op: &'static str, what: String, error: azure_core::Error) -> VaultError {
+    let secret = what;
     match error.kind() {
         ErrorKind::HttpResponse {
             status,

@@ -4,6 +4,7 @@
 
 pub mod arm;
 pub mod identity;
+pub mod keys;
 pub mod keyvault;
 pub mod lease;
 pub mod reference;

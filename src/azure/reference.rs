@@ -61,6 +61,87 @@ impl fmt::Debug for SecretRef {
     }
 }
 
+/// A certificate in a vault (`RolesAnywhereCertificate`): its vault's origin, its name, and
+/// optionally a pinned version. Its key (`/keys/NAME`) signs; its secret (`/secrets/NAME`)
+/// holds its chain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CertificateRef {
+    pub vault: Url,
+    pub name: String,
+    pub version: Option<String>,
+}
+
+impl CertificateRef {
+    pub fn vault_origin(&self) -> String {
+        origin(&self.vault)
+    }
+
+    /// The certificate's own secret (the chain, in PEM), at `version`.
+    pub fn secret(&self, version: Option<&str>) -> SecretRef {
+        SecretRef {
+            vault: self.vault.clone(),
+            name: self.name.clone(),
+            version: version.map(str::to_string),
+        }
+    }
+}
+
+impl fmt::Display for CertificateRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/certificates/{}", self.vault_origin(), self.name)?;
+        if let Some(v) = &self.version {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertificateRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CertificateRef({self})")
+    }
+}
+
+/// Parses a certificate named by its name alone (in `home`, the app's vault) or by its URI,
+/// `https://vault/certificates/name[/version][/]`.
+pub fn parse_certificate(value: &str, home: &Url) -> Result<CertificateRef, String> {
+    let v = value.trim();
+    if !v.contains('/') {
+        check_secret_name(v)?;
+        return Ok(CertificateRef {
+            vault: home.clone(),
+            name: v.to_string(),
+            version: None,
+        });
+    }
+    let url = Url::parse(v).map_err(|e| format!("'{value}' is not a URL: {e}"))?;
+    if url.scheme() != "https" {
+        return Err(format!("certificate URI '{value}' must use https"));
+    }
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
+    let (name, version) = match segments.as_slice() {
+        ["certificates", name] => (*name, None),
+        ["certificates", name, version] => (*name, Some(version.to_string())),
+        _ => {
+            return Err(format!(
+                "'{value}' is not a certificate name or URI like https://NAME.vault.azure.net/certificates/CERT[/VERSION]"
+            ))
+        }
+    };
+    check_secret_name(name)?;
+    if let Some(v) = &version {
+        check_version(v)?;
+    }
+    Ok(CertificateRef {
+        vault: Url::parse(&origin(&url)).map_err(|e| e.to_string())?,
+        name: name.to_string(),
+        version,
+    })
+}
+
 /// How a setting named its secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefForm {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use secrecy::ExposeSecret;
 
-use super::{BundleArgs, WebIdentityArgs};
+use super::{BundleArgs, MintArgs};
 use crate::consumers::{self, export::Format, targets};
 use crate::secrets::SessionCredentials;
 
@@ -30,15 +30,17 @@ pub async fn fresh_bundle(
 
 pub async fn credential_process(
     bundle: BundleArgs,
-    web: WebIdentityArgs,
+    mint: MintArgs,
     min_remaining: chrono::Duration,
     use_cache: bool,
 ) -> anyhow::Result<ExitCode> {
     crate::logging::init_for_cli(false);
-    let role = web.role()?;
-    let key = match &role {
-        Some(role) => role.cache_key(),
-        None => format!(
+    let role = mint.web_identity_role()?;
+    let roles_anywhere = mint.roles_anywhere_source(&bundle)?;
+    let key = match (&role, &roles_anywhere) {
+        (Some(role), _) => role.cache_key(),
+        (_, Some(ra)) => ra.cache_key(),
+        _ => format!(
             "{}|{}",
             bundle.vault.as_deref().unwrap_or_default(),
             bundle.secret
@@ -53,15 +55,20 @@ pub async fn credential_process(
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let credentials = match role {
-        Some(role) => {
+    let credentials = match (role, roles_anywhere) {
+        (Some(role), _) => {
             let identity = crate::settings::azure_identity(&std::env::vars().collect());
             let source = consumers::web_identity::WebIdentitySource::new(role, identity).await?;
             let minted = source.mint().await?.credentials;
             consumers::check_remaining(&minted, min_remaining, Utc::now())?;
             minted
         }
-        None => fresh_bundle(&bundle, min_remaining).await?,
+        (_, Some(ra)) => {
+            let minted = ra.mint().await?.credentials;
+            consumers::check_remaining(&minted, min_remaining, Utc::now())?;
+            minted
+        }
+        _ => fresh_bundle(&bundle, min_remaining).await?,
     };
     if let Some(path) = &cache_path {
         if let Err(e) = consumers::cache::write(path, &credentials) {

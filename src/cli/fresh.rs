@@ -71,10 +71,13 @@ async fn source(args: &SourceArgs) -> anyhow::Result<Source> {
         })));
     }
     let identity = crate::settings::azure_identity(&std::env::vars().collect());
-    if let Some(role) = args.web.role()? {
+    if let Some(role) = args.mint.web_identity_role()? {
         return Ok(Source::WebIdentity(Box::new(
             WebIdentitySource::new(role, identity).await?,
         )));
+    }
+    if let Some(ra) = args.mint.roles_anywhere_source(&args.bundle)? {
+        return Ok(Source::RolesAnywhere(Box::new(ra)));
     }
     Ok(Source::Bundle(args.bundle.source()?))
 }

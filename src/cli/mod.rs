@@ -89,7 +89,7 @@ pub enum Command {
         #[arg(long)]
         cache: bool,
         #[command(flatten)]
-        web: WebIdentityArgs,
+        mint: MintArgs,
     },
     /// Print the credentials as variables: `eval "$(stsbridge export)"`.
     Export {
@@ -135,7 +135,7 @@ pub enum Command {
         /// generating one; the second line then names AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
         #[arg(long, value_name = "PATH")]
         token_file: Option<PathBuf>,
-        /// Renew a minted set (--aws-profile, --web-identity) this long before it expires, at
+        /// Renew a minted set (--aws-profile, --web-identity, --roles-anywhere) this long before it expires, at
         /// most at half its lifetime; wider than botocore's 15 minutes. The bundle is polled.
         #[arg(long, default_value = "20m", value_parser = parse_margin)]
         min_remaining: chrono::Duration,
@@ -241,30 +241,55 @@ pub struct BundleArgs {
     pub verify_challenge_resource: bool,
 }
 
-/// Federation without a vault: the consumer's own Entra ID token → `AssumeRoleWithWebIdentity`.
+/// Credentials minted where the consumer is, without the vault's bundle: `--web-identity` (the
+/// consumer's own Entra ID token → `AssumeRoleWithWebIdentity`) or `--roles-anywhere` (a Key
+/// Vault certificate's key signs IAM Roles Anywhere's `CreateSession`).
 #[derive(clap::Args, Clone)]
-pub struct WebIdentityArgs {
+pub struct MintArgs {
     /// Get the credentials with this machine's Azure identity (managed identity, workload
     /// identity or a service principal) from STS directly, without Key Vault.
-    #[arg(long, requires_all = ["role_arn", "audience"])]
+    #[arg(long, requires_all = ["role_arn", "audience"], conflicts_with = "roles_anywhere")]
     pub web_identity: bool,
-    /// With --web-identity: the IAM role whose trust policy accepts the identity's tokens.
-    #[arg(long, value_name = "ARN", requires = "web_identity")]
+    /// Get the credentials from IAM Roles Anywhere, the request signed by a Key Vault
+    /// certificate's key (it never leaves the vault) with your Azure identity.
+    #[arg(long, requires_all = ["role_arn", "trust_anchor_arn", "profile_arn", "certificate"])]
+    pub roles_anywhere: bool,
+    /// With --web-identity or --roles-anywhere: the IAM role to assume.
+    #[arg(long, value_name = "ARN")]
     pub role_arn: Option<String>,
     /// With --web-identity: the Entra ID application the token is for (Application ID URI or client id).
     #[arg(long, value_name = "URI", requires = "web_identity")]
     pub audience: Option<String>,
-    /// With --web-identity: the role session name (default: the host name).
-    #[arg(long, value_name = "NAME", requires = "web_identity")]
+    /// With --roles-anywhere: the trust anchor's ARN.
+    #[arg(long, value_name = "ARN", requires = "roles_anywhere")]
+    pub trust_anchor_arn: Option<String>,
+    /// With --roles-anywhere: the profile's ARN.
+    #[arg(long, value_name = "ARN", requires = "roles_anywhere")]
+    pub profile_arn: Option<String>,
+    /// With --roles-anywhere: the Key Vault certificate whose key signs: a name in --vault's
+    /// vault, or https://VAULT/certificates/NAME[/VERSION].
+    #[arg(long, value_name = "NAME|URI", requires = "roles_anywhere")]
+    pub certificate: Option<String>,
+    /// With --roles-anywhere: the intermediates: `certificate` (the certificate's own secret),
+    /// `none`, or a Key Vault secret URI holding them in PEM.
+    #[arg(long, value_name = "SOURCE", default_value = "certificate")]
+    pub chain: String,
+    /// With --web-identity or --roles-anywhere: the role session name (web identity: default the
+    /// host name; Roles Anywhere: sent only when given, the profile must accept it).
+    #[arg(long, value_name = "NAME")]
     pub role_session_name: Option<String>,
-    /// With --web-identity: the credentials' lifetime (900-43200, up to the role's maximum).
+    /// With --web-identity or --roles-anywhere: the credentials' lifetime (900-43200, up to the
+    /// role's — and the profile's — maximum).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub duration_seconds: u64,
 }
 
-impl WebIdentityArgs {
+impl MintArgs {
     /// The validated role, when --web-identity is given.
-    pub fn role(&self) -> anyhow::Result<Option<crate::consumers::web_identity::WebIdentityRole>> {
+    pub fn web_identity_role(
+        &self,
+    ) -> anyhow::Result<Option<crate::consumers::web_identity::WebIdentityRole>> {
+        self.check_shared()?;
         if !self.web_identity {
             return Ok(None);
         }
@@ -276,26 +301,72 @@ impl WebIdentityArgs {
         )
         .map(Some)
     }
+
+    /// The Roles Anywhere source, when --roles-anywhere is given (`vault` is where a
+    /// certificate given by name is).
+    pub fn roles_anywhere_source(
+        &self,
+        bundle: &BundleArgs,
+    ) -> anyhow::Result<Option<crate::consumers::roles_anywhere::RolesAnywhereSource>> {
+        self.check_shared()?;
+        if !self.roles_anywhere {
+            return Ok(None);
+        }
+        let settings = crate::consumers::roles_anywhere::settings(
+            &crate::consumers::roles_anywhere::RolesAnywhereFlags {
+                role_arn: self.role_arn.as_deref(),
+                trust_anchor_arn: self.trust_anchor_arn.as_deref(),
+                profile_arn: self.profile_arn.as_deref(),
+                certificate: self.certificate.as_deref(),
+                vault: bundle.vault.as_deref(),
+                chain: &self.chain,
+                role_session_name: self.role_session_name.as_deref(),
+                duration_secs: self.duration_seconds,
+            },
+        )?;
+        crate::consumers::roles_anywhere::RolesAnywhereSource::new(
+            settings,
+            self.duration_seconds,
+            crate::settings::azure_identity(&std::env::vars().collect()),
+            bundle.verify_challenge_resource,
+        )
+        .map(Some)
+    }
+
+    /// The flags both sources share are for one of them.
+    fn check_shared(&self) -> anyhow::Result<()> {
+        let any = self.web_identity || self.roles_anywhere;
+        for (given, flag) in [
+            (self.role_arn.is_some(), "--role-arn"),
+            (self.role_session_name.is_some(), "--role-session-name"),
+        ] {
+            anyhow::ensure!(
+                !given || any,
+                "{flag} is for --web-identity or --roles-anywhere, and neither is given"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where `serve-credentials` and `exec` get credentials: the published bundle (the default),
-/// an IAM Identity Center sign-in (--aws-profile), or --web-identity.
+/// an IAM Identity Center sign-in (--aws-profile), --web-identity, or --roles-anywhere.
 #[derive(clap::Args, Clone)]
 pub struct SourceArgs {
     #[command(flatten)]
     pub bundle: BundleArgs,
     /// Use the IAM Identity Center sign-in of this AWS config profile (`stsbridge sso login`)
     /// instead of the vault.
-    #[arg(long, value_name = "NAME", conflicts_with = "web_identity")]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["web_identity", "roles_anywhere"])]
     pub aws_profile: Option<String>,
     #[command(flatten)]
-    pub web: WebIdentityArgs,
+    pub mint: MintArgs,
 }
 
 impl BundleArgs {
     pub fn source(&self) -> anyhow::Result<BundleSource> {
         let vault = self.vault.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
-            anyhow::anyhow!("--vault (KeyVaultUrl) is required: the vault holding the bundle (or, for serve-credentials and exec, --aws-profile or --web-identity)")
+            anyhow::anyhow!("--vault (KeyVaultUrl) is required: the vault holding the bundle (or, for serve-credentials and exec, --aws-profile, --web-identity or --roles-anywhere)")
         })?;
         BundleSource::new(
             vault,
@@ -341,8 +412,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             bundle,
             min_remaining,
             cache,
-            web,
-        } => consumers::credential_process(bundle, web, min_remaining, cache).await,
+            mint,
+        } => consumers::credential_process(bundle, mint, min_remaining, cache).await,
         Command::Export {
             bundle,
             format,

@@ -175,11 +175,22 @@ pub async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
             println!("source:    {setting}: {describe}");
         }
     }
-    if let Some(role) = s.mode.role() {
-        println!(
+    match (&s.mode, s.mode.role()) {
+        (crate::settings::Mode::RolesAnywhere(ra), Some(role)) => {
+            let session = match &ra.role_session_name {
+                Some(name) => format!("session name {name}: the profile must accept it"),
+                None => "session name: the certificate's serial number, as AWS sets it".into(),
+            };
+            println!("role:      {} ({session})", role.arn);
+            println!("anchor:    {}", ra.trust_anchor_arn);
+            println!("profile:   {}", ra.profile_arn);
+            println!("endpoint:  {} (region {})", ra.endpoint, ra.region);
+        }
+        (_, Some(role)) => println!(
             "role:      {} (session name {})",
             role.arn, role.session_name
-        );
+        ),
+        _ => {}
     }
     println!("identity:  {}", s.identity.describe());
     println!(
@@ -214,6 +225,62 @@ pub async fn check_target(s: Settings) -> anyhow::Result<ExitCode> {
         println!("warning:   {w}");
     }
     print_consumers(&s);
+    if let crate::settings::Mode::RolesAnywhere(ra) = &s.mode {
+        // Roles Anywhere: the certificate is read (never its private key, which cannot leave
+        // the vault) and described, since the AWS side's trust anchor and conditions must match it.
+        let certificate = ra.certificate.clone();
+        let chain = match &ra.chain {
+            crate::settings::ChainSource::CertificateSecret => {
+                "intermediates from the certificate's own secret (PEM)".to_string()
+            }
+            crate::settings::ChainSource::None => {
+                "no intermediates (RolesAnywhereChain=none)".into()
+            }
+            crate::settings::ChainSource::Secret(secret) => format!("intermediates from {secret}"),
+        };
+        let service = RotationService::new(s).await?;
+        match service.roles_anywhere_certificate().await {
+            Ok(Some(c)) => {
+                let now = chrono::Utc::now();
+                println!("certificate: {certificate} (version {})", c.vault.version);
+                println!("           subject {}", c.info.subject);
+                println!("           issuer  {}", c.info.issuer);
+                println!(
+                    "           serial  {} (the credential scope's)",
+                    c.info.serial
+                );
+                println!(
+                    "           valid   {} to {} ({} days left)",
+                    c.info
+                        .not_before
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    c.info
+                        .not_after
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    c.info.days_left(now)
+                );
+                println!(
+                    "           key     {}/keys/{}/{} signs with {} ({}); it never leaves the vault",
+                    certificate.vault_origin(),
+                    c.vault.key_name,
+                    c.vault.key_version,
+                    c.algorithm.key_vault_name(),
+                    c.algorithm.aws_name()
+                );
+                println!("           chain   {chain}: {} sent", c.chain.len());
+                println!("           the app's identity needs Key Vault Certificate User on the certificate and Key Vault Crypto User on its key (sign); nothing may export it");
+                if c.info.days_left(now) < 30 {
+                    println!("warning:   the certificate expires in {} days: renew it (a Key Vault certificate policy can renew it automatically)", c.info.days_left(now));
+                }
+            }
+            Ok(None) => {}
+            Err(f) => {
+                eprintln!("stsbridge: {f}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if matches!(s.mode, crate::settings::Mode::WebIdentity { .. }) {
         // The one network call `check` makes: the token's claims are what the AWS side must
         // trust, and users need them to write the trust policy. The token itself is not shown.

@@ -7,7 +7,8 @@
 //! editing are kept apart from I/O so they are unit-tested on text; [`targets`] holds the file
 //! I/O, shared with `stsbridge sso login`, whose credentials come from IAM Identity Center.
 //! [`endpoint`] keeps long-running programs fresh (the container credentials protocol) from any
-//! [`source`]: the bundle, an SSO sign-in, or [`web_identity`] federation without a vault.
+//! [`source`]: the bundle, an SSO sign-in, [`web_identity`] federation without a vault, or
+//! [`roles_anywhere`]: a Key Vault certificate's key signing IAM Roles Anywhere requests.
 
 pub mod cache;
 pub mod endpoint;
@@ -17,6 +18,7 @@ pub mod files;
 pub(crate) mod hostile;
 pub mod launch_settings;
 pub mod profile;
+pub mod roles_anywhere;
 pub mod source;
 pub mod targets;
 pub mod web_identity;

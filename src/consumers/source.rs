@@ -1,9 +1,10 @@
 //! Where `serve-credentials` and `exec` get a credential set: the published bundle (Key Vault),
-//! the developer's IAM Identity Center sign-in (`--aws-profile`), or federation without a vault
-//! (`--web-identity`). Each answers the same [`Fresh`]; the endpoint ([`super::endpoint`]) only
+//! the developer's IAM Identity Center sign-in (`--aws-profile`), federation without a vault
+//! (`--web-identity`), or IAM Roles Anywhere with a Key Vault certificate's key
+//! (`--roles-anywhere`). Each answers the same [`Fresh`]; the endpoint ([`super::endpoint`]) only
 //! asks how often to come back ([`Source::polls`]).
 //!
-//! An enum and not a trait: the three are all there is, and the endpoint holds exactly one.
+//! An enum and not a trait: the four are all there is, and the endpoint holds exactly one.
 
 use chrono::{DateTime, Utc};
 
@@ -33,6 +34,8 @@ pub enum Source {
     Bundle(BundleSource),
     Sso(Box<SsoSource>),
     WebIdentity(Box<WebIdentitySource>),
+    /// `--roles-anywhere`: a Key Vault certificate's key signs Roles Anywhere's `CreateSession`.
+    RolesAnywhere(Box<super::roles_anywhere::RolesAnywhereSource>),
 }
 
 /// The account of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
@@ -82,6 +85,18 @@ impl Source {
                     version: None,
                 })
             }
+            Source::RolesAnywhere(r) => {
+                let minted = r.mint().await?;
+                Ok(Fresh {
+                    account_id: minted
+                        .assumed_role_arn
+                        .as_deref()
+                        .and_then(account_of)
+                        .or_else(|| account_of(&r.settings().role.arn)),
+                    credentials: minted.credentials,
+                    version: None,
+                })
+            }
         }
     }
 
@@ -105,6 +120,11 @@ impl Source {
                 "role {} through web identity (audience {})",
                 w.role.role_arn, w.role.audience
             ),
+            Source::RolesAnywhere(r) => format!(
+                "role {} through Roles Anywhere (certificate {})",
+                r.settings().role.arn,
+                r.settings().certificate
+            ),
         }
     }
 
@@ -114,7 +134,7 @@ impl Source {
         match self {
             Source::Bundle(_) => format!("the published credentials expired at {when}: the rotation is not running (check TimerRotate's failures)"),
             Source::Sso(s) => format!("the IAM Identity Center credentials expired at {when} and the sign-in can no longer be refreshed: run `{}`", s.settings.login_hint()),
-            Source::WebIdentity(_) => format!("the credentials expired at {when} and no new ones could be minted"),
+            Source::WebIdentity(_) | Source::RolesAnywhere(_) => format!("the credentials expired at {when} and no new ones could be minted"),
         }
     }
 }

@@ -39,7 +39,7 @@ impl WebIdentityRole {
     ) -> anyhow::Result<Self> {
         let role_arn = role_arn.context("--web-identity needs --role-arn: the IAM role whose trust policy accepts the identity's Entra ID tokens")?;
         anyhow::ensure!(
-            crate::settings::is_role_arn(role_arn),
+            crate::aws::names::is_role_arn(role_arn),
             "--role-arn: '{role_arn}' is not an IAM role ARN like arn:aws:iam::123456789012:role/NAME"
         );
         let audience = audience.map(str::trim).filter(|a| !a.is_empty()).context(
@@ -48,13 +48,13 @@ impl WebIdentityRole {
         let session_name = match session_name {
             Some(name) => {
                 anyhow::ensure!(
-                    crate::settings::valid_session_name(name),
+                    crate::aws::names::valid_session_name(name),
                     "--role-session-name: '{name}' must be 2-64 characters of letters, digits and +=,.@-_"
                 );
                 name.to_string()
             }
             None => {
-                crate::settings::default_session_name(std::env::var("HOSTNAME").ok().as_deref())
+                crate::aws::names::default_session_name(std::env::var("HOSTNAME").ok().as_deref())
             }
         };
         anyhow::ensure!(

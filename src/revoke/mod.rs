@@ -123,6 +123,7 @@ async fn principals(selected: &[Arc<RotationService>]) -> (Vec<Group>, Vec<Targe
         let name = Fleet::name_of(service);
         let arn = match &service.settings.mode {
             Mode::AssumeRole { role, .. } | Mode::WebIdentity { role, .. } => Ok(role.arn.clone()),
+            Mode::RolesAnywhere(ra) => Ok(ra.role.arn.clone()),
             Mode::SessionToken { .. } => match service.published().await {
                 Ok(Some(p)) => p.tags.get(tags::CALLER_ARN).cloned().ok_or_else(|| {
                     "the published bundle has no caller-arn tag, so the IAM user is unknown: run `stsbridge rotate --force` first (it tags the set), or revoke the user in the IAM console".to_string()
@@ -431,11 +432,12 @@ async fn reissue(
     options: &Options,
     out: &mut PrincipalReport,
 ) {
-    let (federated, minters): (Vec<_>, Vec<_>) = group
-        .services
-        .iter()
-        .cloned()
-        .partition(|s| matches!(s.settings.mode, Mode::WebIdentity { .. }));
+    let (federated, minters): (Vec<_>, Vec<_>) = group.services.iter().cloned().partition(|s| {
+        matches!(
+            s.settings.mode,
+            Mode::WebIdentity { .. } | Mode::RolesAnywhere(_)
+        )
+    });
     let request = Request {
         force: true,
         rotate_source_key: false,

@@ -29,6 +29,8 @@ impl RotationService {
                     .assume_role_with_web_identity(&role.arn, &role.session_name, token, d)
                     .await
             }
+            // Signed by the certificate's key in Key Vault; its own errors and hints.
+            (Mode::RolesAnywhere(_), _, _) => return self.mint_roles_anywhere(d).await,
             _ => unreachable!("read_source and web_identity_token follow the mode"),
         };
         result.map_err(|e| {

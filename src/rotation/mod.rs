@@ -33,6 +33,7 @@ mod read;
 pub mod refresh;
 pub mod report;
 mod revocation;
+mod roles_anywhere;
 pub mod side;
 pub mod source_key;
 pub mod state;
@@ -92,6 +93,8 @@ pub struct RotationService {
     lease: Option<Arc<crate::azure::lease::LeaseStore>>,
     /// This process's turn with the target's lease (see [`lease`]).
     lease_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Roles Anywhere mode's minter, which keeps its certificate ([`crate::roles_anywhere`]).
+    roles_anywhere: Option<crate::roles_anywhere::RolesAnywhereMinter>,
 }
 
 /// What a run leaves for [`RotationService::run`] besides its result.
@@ -144,6 +147,14 @@ impl RotationService {
             }),
             _ => None,
         };
+        let roles_anywhere = match &settings.mode {
+            Mode::RolesAnywhere(ra) => Some(crate::roles_anywhere::RolesAnywhereMinter::new(
+                clients.vaults.clone(),
+                clients.http.clone(),
+                ra.clone(),
+            )),
+            _ => None,
+        };
         let aws = clients.aws(&settings).await;
         let sts = Sts::new(&aws, settings.sts_endpoint.as_deref());
         let iam = crate::aws::iam::Iam::new(&aws, settings.iam_endpoint.as_deref());
@@ -157,6 +168,7 @@ impl RotationService {
             side: side::SideTasks::default(),
             lease: clients.lease.clone(),
             lease_turn: Arc::default(),
+            roles_anywhere,
         })
     }
 
@@ -218,16 +230,26 @@ impl RotationService {
         let started_at = Utc::now();
         let s = &self.settings;
 
-        // Read, concurrently, and take the target's lease meanwhile.
-        let (mut source, mut current, mut token, mut coordination) = tokio::join!(
+        // Read, concurrently, and take the target's lease meanwhile (Roles Anywhere mode: its
+        // certificate too, when it is not held yet).
+        let (mut source, mut current, mut token, mut coordination, certificate) = tokio::join!(
             self.read_source(),
             self.read_current(),
             self.web_identity_token(),
             self.take_lease(),
+            self.roles_anywhere_certificate(),
         );
+        certificate?;
         let mut holder = lease::HolderInfo::default();
         let mut waited_since = None;
         if matches!(coordination, lease::Coordination::Busy) {
+            // An unforced trigger whose own reads show a fresh set needs nothing from the
+            // instance at work: it answers at once (issue #28) instead of waiting for the lease.
+            if let Some(report) =
+                self.fresh_without_the_lease(&request, forced_since, &source, &current, started)
+            {
+                return Ok((report, None));
+            }
             waited_since = Some(started_at);
             // Another instance is at work: wait for it, then read what it left.
             (coordination, holder) = self.wait_for_lease(started, started_at).await?;
@@ -329,6 +351,53 @@ impl RotationService {
         });
         self.finish_plan(plan.as_mut(), &mut report, now).await;
         Ok((report, plan))
+    }
+
+    /// With the lease held elsewhere: the answer for a plain unforced trigger whose own reads
+    /// show a fresh set — that set, repairing nothing (a repair now could land after the
+    /// holder's publish and leave the separate secrets behind it). `None`: wait for the lease.
+    fn fresh_without_the_lease(
+        &self,
+        request: &Request,
+        forced_since: &Mutex<Option<DateTime<Utc>>>,
+        source: &Result<Option<source_key::SourceRead>, Failure>,
+        current: &Result<read::Current, Failure>,
+        started: Instant,
+    ) -> Option<Report> {
+        let forced = forced_since.lock().expect("no panics while held").is_some();
+        if forced || request.rotate_source_key || request.revoked_before.is_some() {
+            return None;
+        }
+        let (Ok(source), Ok(current)) = (source, current) else {
+            return None;
+        };
+        let wanted = self
+            .settings
+            .fingerprint(source.as_ref().map(|read| read.keys.access_key_id.as_str()));
+        let now = Utc::now();
+        let bundle = current.bundle_published();
+        let Decision::Fresh(reason) = decide(
+            None,
+            None,
+            bundle.as_ref(),
+            &wanted,
+            self.settings.min_rotation_interval,
+            now,
+        ) else {
+            return None;
+        };
+        let stored = current.bundle.as_ref()?;
+        use secrecy::ExposeSecret;
+        let credentials =
+            SessionCredentials::from_process_json(stored.value.expose_secret()).ok()?;
+        let minted_at = bundle.and_then(|b| b.minted_at());
+        let versions = current.versions(&self.settings.targets);
+        let reason = format!("{reason}; another instance holds the rotation lease, and a fresh set needs nothing from it");
+        Some(
+            self.report(false, reason, &credentials, versions, started, |r| {
+                r.minted_at = minted_at;
+            }),
+        )
     }
 
     /// The `revoked-before` mark on the latest bundle, read again just before a publish.

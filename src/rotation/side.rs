@@ -202,20 +202,25 @@ impl RotationService {
 impl RotationService {
     /// Start-up warm-up (issue #17): what a first rotation in a new process would otherwise pay
     /// for sequentially — the identity token, the vault's authentication challenge and TLS
-    /// connection (a read of the published set), the Entra token of web-identity mode, the
+    /// connection (a read of the published set), the Entra token of web-identity mode, Roles
+    /// Anywhere mode's certificate (kept: [`super::roles_anywhere`]), the
     /// connection to the lease store (a read of the lease's state), and the TLS connection to STS (`GetCallerIdentity` with the IAM user's key, which also says at
     /// start-up whether STS takes it). `serve` runs it in the background once it is ready, so
     /// it never delays readiness; it changes nothing, and its failures are only logged (the
     /// first rotation reports them properly).
     pub async fn warm_up(&self) {
         let name = self.settings.name.as_deref().unwrap_or("default");
-        let (source, current, token, lease) = tokio::join!(
+        let (source, current, token, lease, certificate) = tokio::join!(
             self.read_source(),
             self.read_current(),
             self.web_identity_token(),
             self.warm_lease(),
+            self.roles_anywhere_certificate(),
         );
         let mut problems = vec![];
+        if let Err(f) = &certificate {
+            problems.push(f.message.clone());
+        }
         if let Err(e) = lease {
             problems.push(e);
         }

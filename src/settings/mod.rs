@@ -14,6 +14,7 @@
 mod local;
 mod mode;
 pub(crate) mod reader;
+mod roles_anywhere;
 pub mod storage;
 pub mod table;
 
@@ -28,10 +29,10 @@ use crate::aws::sts::AssumeRoleOptions;
 use crate::azure::arm::AppId;
 use crate::azure::identity::AzureIdentity;
 use crate::azure::reference::{
-    check_secret_name, parse_vault_url, RefForm, SecretRef, PUBLIC_CLOUD_VAULT_SUFFIX,
+    check_secret_name, parse_vault_url, CertificateRef, RefForm, SecretRef,
+    PUBLIC_CLOUD_VAULT_SUFFIX,
 };
 pub use local::export_local_settings;
-pub use mode::{default_session_name, is_role_arn, valid_session_name};
 use reader::Reader;
 
 /// One invalid setting.
@@ -162,6 +163,38 @@ pub enum Mode {
         audience: String,
         credential: WebIdentityCredential,
     },
+    /// IAM Roles Anywhere `CreateSession`, signed by a Key Vault certificate's key: no AWS keys
+    /// and no secret at all (issue #30).
+    RolesAnywhere(RolesAnywhereSettings),
+}
+
+/// Roles Anywhere mode's settings.
+#[derive(Clone, Debug)]
+pub struct RolesAnywhereSettings {
+    pub role: RoleSettings,
+    /// `RoleSessionName`, sent only when set (the profile must accept it).
+    pub role_session_name: Option<String>,
+    pub trust_anchor_arn: String,
+    pub profile_arn: String,
+    /// The trust anchor's (and the profile's) region: the endpoint's and the scope's.
+    pub region: String,
+    /// `RolesAnywhereCertificate`: its key signs, its leaf goes in `X-Amz-X509`.
+    pub certificate: CertificateRef,
+    pub chain: ChainSource,
+    /// `https://rolesanywhere.<region>.amazonaws.com`, or `AWS_ENDPOINT_URL_ROLESANYWHERE`.
+    pub endpoint: Url,
+}
+
+/// Where the certificate's intermediates (`X-Amz-X509-Chain`) come from: Key Vault's
+/// certificates API returns the leaf only (`RolesAnywhereChain`).
+#[derive(Clone, Debug)]
+pub enum ChainSource {
+    /// The certificate's own secret (PEM), which holds the chain Key Vault was given.
+    CertificateSecret,
+    /// None: the leaf is issued by a CA the trust anchor holds.
+    None,
+    /// A secret holding the intermediates in PEM.
+    Secret(SecretRef),
 }
 
 #[derive(Clone, Debug)]
@@ -176,13 +209,14 @@ impl Mode {
             Mode::SessionToken { .. } => "session-token",
             Mode::AssumeRole { .. } => "assume-role",
             Mode::WebIdentity { .. } => "web-identity",
+            Mode::RolesAnywhere(_) => "roles-anywhere",
         }
     }
 
     pub fn source(&self) -> Option<&SourceKeys> {
         match self {
             Mode::SessionToken { source } | Mode::AssumeRole { source, .. } => Some(source),
-            Mode::WebIdentity { .. } => None,
+            Mode::WebIdentity { .. } | Mode::RolesAnywhere(_) => None,
         }
     }
 
@@ -190,6 +224,7 @@ impl Mode {
         match self {
             Mode::SessionToken { .. } => None,
             Mode::AssumeRole { role, .. } | Mode::WebIdentity { role, .. } => Some(role),
+            Mode::RolesAnywhere(ra) => Some(&ra.role),
         }
     }
 
@@ -617,8 +652,8 @@ fn check_target_collisions(r: &mut Reader, targets: &Targets, source: Option<&So
 
 #[cfg(test)]
 mod tests {
-    use super::mode::is_role_arn;
     use super::*;
+    use crate::aws::names::{default_session_name, is_role_arn};
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

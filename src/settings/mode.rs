@@ -5,6 +5,7 @@ use url::Url;
 
 use super::reader::Reader;
 use super::{Mode, RoleSettings, SourceKeys, SourceValue, WebIdentityCredential};
+use crate::aws::names::{default_session_name, is_role_arn, valid_session_name};
 use crate::aws::sts::AssumeRoleOptions;
 
 /// The credential mode with everything it needs; `None` after errors (each one recorded).
@@ -16,7 +17,7 @@ pub(super) fn read_mode(r: &mut Reader, home: &Url, suffix: &str) -> Option<Mode
     } else {
         None
     };
-    let role = if matches!(mode_name, "assume-role" | "web-identity") {
+    let role = if matches!(mode_name, "assume-role" | "web-identity" | "roles-anywhere") {
         read_role(r)
     } else {
         None
@@ -51,6 +52,9 @@ pub(super) fn read_mode(r: &mut Reader, home: &Url, suffix: &str) -> Option<Mode
                 }),
                 _ => None,
             }
+        }
+        "roles-anywhere" => {
+            super::roles_anywhere::read(r, role, home, suffix).map(Mode::RolesAnywhere)
         }
         _ => unreachable!("the table lists the choices"),
     };
@@ -113,7 +117,7 @@ pub(super) fn read_role(r: &mut Reader) -> Option<RoleSettings> {
         None => {
             r.error(
                 "RoleArn",
-                "is required in assume-role and web-identity modes",
+                "is required in assume-role, web-identity and roles-anywhere modes",
             );
             None
         }
@@ -142,56 +146,6 @@ pub(super) fn read_role(r: &mut Reader) -> Option<RoleSettings> {
         arn: arn?,
         session_name,
     })
-}
-
-/// An IAM role ARN (`arn:aws…:iam::123456789012:role/NAME`); shared with the consumers'
-/// `--role-arn`.
-pub fn is_role_arn(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [arn_lit, partition, service, region, account, resource] = parts.as_slice() else {
-        return false;
-    };
-    *arn_lit == "arn"
-        && partition.starts_with("aws")
-        && *service == "iam"
-        && region.is_empty()
-        && account.len() == 12
-        && account.chars().all(|c| c.is_ascii_digit())
-        && resource.strip_prefix("role/").is_some_and(|name| {
-            !name.is_empty()
-                && name.len() <= 512
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c))
-        })
-}
-
-/// A role session name as STS accepts it (2-64 of letters, digits and `+=,.@-_`).
-pub fn valid_session_name(name: &str) -> bool {
-    (2..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
-}
-
-/// A session name from the Function App's name (or the host name), sanitised to STS's rules.
-pub fn default_session_name(site: Option<&str>) -> String {
-    let base = site.unwrap_or("stsbridge");
-    let mut name: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    if name.len() < 2 {
-        name = "stsbridge".into();
-    }
-    name
 }
 
 pub(super) fn read_assume_role_options(r: &mut Reader) -> AssumeRoleOptions {

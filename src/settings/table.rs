@@ -62,7 +62,12 @@ const fn def(
 use Kind::{Bool, Choice, Number, Text};
 use Scope::{App, Standard, Target};
 
-pub const CREDENTIAL_MODES: &[&str] = &["session-token", "assume-role", "web-identity"];
+pub const CREDENTIAL_MODES: &[&str] = &[
+    "session-token",
+    "assume-role",
+    "web-identity",
+    "roles-anywhere",
+];
 pub const WEB_IDENTITY_CREDENTIALS: &[&str] = &[
     "managed-identity",
     "client-secret",
@@ -109,6 +114,10 @@ pub const SETTINGS: &[Def] = &[
     def("WebIdentityTenantId", Target, Text, None, "client-secret: the app registration's tenant"),
     def("WebIdentityClientId", Target, Text, None, "client-secret: the app registration's client id"),
     def("WebIdentityClientSecret", Target, Text, None, "client-secret: its secret (normally a Key Vault reference)"),
+    def("RolesAnywhereTrustAnchorArn", Target, Text, None, "roles-anywhere: the trust anchor (its region is the endpoint's)"),
+    def("RolesAnywhereProfileArn", Target, Text, None, "roles-anywhere: the profile"),
+    def("RolesAnywhereCertificate", Target, Text, None, "roles-anywhere: the Key Vault certificate whose key signs (a name, or its URI)"),
+    def("RolesAnywhereChain", Target, Text, Some("certificate"), "roles-anywhere: the intermediates: `certificate` (its secret's PEM), `none`, or a secret holding them"),
     // Rotating the IAM user's key.
     def("SourceKeyMaxAgeDays", Target, Number { min: 0, max: 3650 }, Some("90"), "the timer rotates the IAM user's key when it is this old; 0 never"),
     def("SourceKeyDeleteAfterHours", Target, Number { min: 0, max: 24 * 365, }, Some("24"), "how long the previous key stays, inactive"),
@@ -128,6 +137,7 @@ pub const SETTINGS: &[Def] = &[
     // Standard variables.
     def("AWS_ENDPOINT_URL_STS", Standard, Text, None, "the STS endpoint"),
     def("AWS_ENDPOINT_URL_IAM", Standard, Text, None, "the IAM endpoint"),
+    def("AWS_ENDPOINT_URL_ROLESANYWHERE", Standard, Text, None, "the IAM Roles Anywhere endpoint"),
     def("AWS_ENDPOINT_URL", Standard, Text, None, "every AWS endpoint without its own variable"),
     def("AWS_ENDPOINT_URL_SSO", Standard, Text, None, "the IAM Identity Center portal endpoint"),
     def("AWS_ENDPOINT_URL_SSO_OIDC", Standard, Text, None, "the IAM Identity Center OIDC endpoint"),

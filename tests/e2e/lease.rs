@@ -412,3 +412,53 @@ async fn a_hanging_iam_holds_neither_the_answer_nor_the_next_trigger() {
     );
     assert_no_secrets(&bed, &[&app.all_text()]);
 }
+
+/// Issue #28: an unforced trigger that finds the lease held by another instance, and whose own
+/// reads show a fresh set, answers at once with that set instead of waiting for the holder.
+#[tokio::test]
+async fn an_unforced_trigger_that_reads_a_fresh_set_does_not_wait_for_a_busy_lease() {
+    let bed = bed_with_storage().await;
+    let apps = instances(&bed, 2).await;
+    let first = apps[0]
+        .http_rotate("POST", &[("force", "true")], None)
+        .await;
+    assert_eq!(first.body["rotated"], true, "{:?}", first.body);
+    // The holder's next mint takes 6 s: the lease is busy all that time.
+    bed.sts.faults.add(Rule::on(
+        "GetSessionToken",
+        Fault::Delay(Duration::from_secs(6)),
+    ));
+
+    let holder = apps[0].http_rotate("POST", &[("force", "true")], None);
+    let waiter = async {
+        // Once the holder has taken the lease (its GetSessionToken has arrived).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bed.sts.arrived("GetSessionToken") < 2 {
+            assert!(Instant::now() < deadline, "the holder never minted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let asked = Instant::now();
+        let answer = apps[1].http_rotate("POST", &[], None).await;
+        (answer, asked.elapsed())
+    };
+    let (held, (fresh, took)) = tokio::join!(holder, waiter);
+
+    assert_eq!(held.body["rotated"], true, "{:?}", held.body);
+    assert_eq!(fresh.status, 200, "{:?}", fresh.body);
+    assert_eq!(fresh.body["rotated"], false);
+    assert!(
+        fresh.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another instance holds the rotation lease"),
+        "{:?}",
+        fresh.body
+    );
+    assert_eq!(fresh.body["accessKeyId"], first.body["accessKeyId"]);
+    assert!(
+        took < Duration::from_secs(3),
+        "waited {took:?} for the holder"
+    );
+    let texts = texts(&apps);
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}

@@ -126,8 +126,6 @@ impl RotationService {
         gate: Gate,
         now: DateTime<Utc>,
     ) -> Result<Plan, Failure> {
-        let s = &self.settings;
-        let grace = chrono::Duration::hours(s.source_key_delete_after_hours as i64);
         match state {
             KeyState::Pending { previous } => {
                 self.verify_new_key(&plan.keys).await?;
@@ -137,38 +135,13 @@ impl RotationService {
                 plan.after = After::Deactivate { previous };
                 Ok(plan)
             }
-            // Another instance rotated the key while this trigger waited for the lease: that
-            // rotation answers this request too (as a set minted after a forced trigger arrived).
-            KeyState::Deactivated { previous, at }
-                if requested
-                    && gate
-                        .waited_since
-                        .is_some_and(|since| at >= since.trunc_subsecs(0)) =>
-            {
-                plan.report.actions.push(format!(
-                    "another run rotated the IAM user's key at {}, after this request arrived; not rotated again",
-                    now_tag(at)
-                ));
-                plan.after = After::DeleteWhenDue { previous, at };
-                Ok(plan)
-            }
-            KeyState::Deactivated { previous, at } if !requested => {
-                plan.after = After::DeleteWhenDue { previous, at };
-                Ok(plan)
-            }
-            // IAM allows two keys, so a new one would need the previous key deleted before its
-            // grace period is over, when it can no longer be reactivated (issue #15 L8).
-            KeyState::Deactivated { previous, at } if now.signed_duration_since(at) < grace => {
-                Err(Failure::new(
-                    Step::SourceKey,
-                    Kind::Conflict,
-                    "PreviousKeyInGracePeriod",
-                    format!(
-                        "the previous key {previous} was deactivated at {} and is kept until {} (SourceKeyDeleteAfterHours) so it can be reactivated; IAM allows two keys, so a new one cannot be created before then: rotate again after that, or lower SourceKeyDeleteAfterHours",
-                        now_tag(at),
-                        now_tag(at + grace)
-                    ),
-                ))
+            KeyState::Deactivated { previous, at } => {
+                if self.after_deactivation(&mut plan, &previous, at, requested, &gate, now)? {
+                    return Ok(plan);
+                }
+                let state = KeyState::Deactivated { previous, at };
+                self.rotate_when_due(plan, state, tags, requested, gate, now)
+                    .await
             }
             KeyState::Creating {
                 since,
@@ -197,52 +170,113 @@ impl RotationService {
                 Ok(plan)
             }
             state => {
-                let max_age = s.source_key_max_age_days;
-                let created = time_tag(tags, tags::KEY_CREATED);
-                // A rotation that was started is finished, whatever the key's age.
-                let due = requested
-                    || matches!(state, KeyState::Creating { .. })
-                    || (max_age > 0
-                        && created.is_some_and(|c| {
-                            now.signed_duration_since(c) >= chrono::Duration::days(max_age as i64)
-                        }));
-                if !due {
-                    // A denial is remembered on the secret, where every instance sees it.
-                    let denied = time_tag(tags, tags::AGE_DENIED_UNTIL).is_some_and(|t| now < t);
-                    if max_age > 0 && created.is_none() && !denied {
-                        plan.after = After::LearnAge;
-                    }
-                    return Ok(plan);
-                }
-                // A new rotation starts only under the rotation lease (issue #17); one already
-                // started (`Creating`) is finished.
-                if let (Err(why), false) = (&gate.may_start, matches!(state, KeyState::Creating { .. })) {
-                    let message = format!("a new rotation of the IAM user's key starts only under the rotation lease, and it could not be used ({why})");
-                    if requested {
-                        return Err(Failure::new(
-                            Step::SourceKey,
-                            Kind::Unreachable,
-                            "RotationLeaseUnavailable",
-                            format!("{message}: nothing was minted; make the storage account (AzureWebJobsStorage) reachable and try again"),
-                        ));
-                    }
-                    plan.report
-                        .actions
-                        .push(format!("not started: {message}; minted with the stored key"));
-                    return Ok(plan);
-                }
-                let orphan_window = match state {
-                    KeyState::Creating { since, .. } => {
-                        Some((since, since + self.marker_lifetime()))
-                    }
-                    _ => None,
-                };
-                self.create_and_store(&mut plan, orphan_window, now).await?;
-                self.verify_new_key(&plan.keys).await?;
-                plan.report.actions.push("verified the new key".into());
-                Ok(plan)
+                self.rotate_when_due(plan, state, tags, requested, gate, now)
+                    .await
             }
         }
+    }
+
+    /// A key rotation that deactivated the previous key: what this run does about it. `Ok(true)`
+    /// when that settles the run's step; `Ok(false)` when a requested rotation may go ahead.
+    fn after_deactivation(
+        &self,
+        plan: &mut Plan,
+        previous: &str,
+        at: DateTime<Utc>,
+        requested: bool,
+        gate: &Gate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Failure> {
+        let grace = chrono::Duration::hours(self.settings.source_key_delete_after_hours as i64);
+        // Another instance rotated the key while this trigger waited for the lease: that
+        // rotation answers this request too (as a set minted after a forced trigger arrived).
+        let rotated_while_waiting = gate
+            .waited_since
+            .is_some_and(|since| at >= since.trunc_subsecs(0));
+        if requested && rotated_while_waiting {
+            plan.report.actions.push(format!(
+                "another run rotated the IAM user's key at {}, after this request arrived; not rotated again",
+                now_tag(at)
+            ));
+        }
+        if !requested || rotated_while_waiting {
+            plan.after = After::DeleteWhenDue {
+                previous: previous.to_string(),
+                at,
+            };
+            return Ok(true);
+        }
+        // IAM allows two keys, so a new one would need the previous key deleted before its
+        // grace period is over, when it can no longer be reactivated (issue #15 L8).
+        if now.signed_duration_since(at) < grace {
+            return Err(Failure::new(
+                Step::SourceKey,
+                Kind::Conflict,
+                "PreviousKeyInGracePeriod",
+                format!(
+                    "the previous key {previous} was deactivated at {} and is kept until {} (SourceKeyDeleteAfterHours) so it can be reactivated; IAM allows two keys, so a new one cannot be created before then: rotate again after that, or lower SourceKeyDeleteAfterHours",
+                    now_tag(at),
+                    now_tag(at + grace)
+                ),
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Rotates the key when it is due (requested, a started rotation to finish, or older than
+    /// `SourceKeyMaxAgeDays`) and the rotation lease allows a new one; else plans the side work.
+    async fn rotate_when_due(
+        &self,
+        mut plan: Plan,
+        state: KeyState,
+        tags: &std::collections::BTreeMap<String, String>,
+        requested: bool,
+        gate: Gate,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, Failure> {
+        let max_age = self.settings.source_key_max_age_days;
+        let created = time_tag(tags, tags::KEY_CREATED);
+        // A rotation that was started is finished, whatever the key's age.
+        let resuming = matches!(state, KeyState::Creating { .. });
+        let due = requested
+            || resuming
+            || (max_age > 0
+                && created.is_some_and(|c| {
+                    now.signed_duration_since(c) >= chrono::Duration::days(max_age as i64)
+                }));
+        if !due {
+            // A denial is remembered on the secret, where every instance sees it.
+            let denied = time_tag(tags, tags::AGE_DENIED_UNTIL).is_some_and(|t| now < t);
+            if max_age > 0 && created.is_none() && !denied {
+                plan.after = After::LearnAge;
+            }
+            return Ok(plan);
+        }
+        // A new rotation starts only under the rotation lease (issue #17); one already started
+        // (`Creating`) is finished.
+        if let (Err(why), false) = (&gate.may_start, resuming) {
+            let message = format!("a new rotation of the IAM user's key starts only under the rotation lease, and it could not be used ({why})");
+            if requested {
+                return Err(Failure::new(
+                    Step::SourceKey,
+                    Kind::Unreachable,
+                    "RotationLeaseUnavailable",
+                    format!("{message}: nothing was minted; make the storage account (AzureWebJobsStorage) reachable and try again"),
+                ));
+            }
+            plan.report.actions.push(format!(
+                "not started: {message}; minted with the stored key"
+            ));
+            return Ok(plan);
+        }
+        let orphan_window = match state {
+            KeyState::Creating { since, .. } => Some((since, since + self.marker_lifetime())),
+            _ => None,
+        };
+        self.create_and_store(&mut plan, orphan_window, now).await?;
+        self.verify_new_key(&plan.keys).await?;
+        plan.report.actions.push("verified the new key".into());
+        Ok(plan)
     }
 }
 

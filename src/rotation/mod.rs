@@ -54,6 +54,7 @@ pub use clients::Clients;
 pub use decide::{decide, Decision, Published};
 pub use hygiene::versions_to_disable;
 pub use report::{Failure, Kind, Report, Step};
+pub use revocation::SourceIdentity;
 pub use side::SideWork;
 pub use state::State;
 

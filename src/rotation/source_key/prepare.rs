@@ -130,7 +130,7 @@ impl RotationService {
         let grace = chrono::Duration::hours(s.source_key_delete_after_hours as i64);
         match state {
             KeyState::Pending { previous } => {
-                self.verify_new_key(&plan.keys).await?;
+                plan.report.verified_arn = Some(self.verify_new_key(&plan.keys).await?.arn);
                 plan.report.actions.push("verified the new key".into());
                 plan.report.previous_access_key_id = Some(previous.clone());
                 plan.report.access_key_id = Some(plan.keys.access_key_id.clone());
@@ -238,7 +238,7 @@ impl RotationService {
                     _ => None,
                 };
                 self.create_and_store(&mut plan, orphan_window, now).await?;
-                self.verify_new_key(&plan.keys).await?;
+                plan.report.verified_arn = Some(self.verify_new_key(&plan.keys).await?.arn);
                 plan.report.actions.push("verified the new key".into());
                 Ok(plan)
             }

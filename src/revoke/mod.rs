@@ -224,37 +224,61 @@ async fn resolve(service: &Arc<RotationService>) -> One {
         },
         Mode::SessionToken { .. } => {
             let (published, proven) = tokio::join!(service.published(), proof);
-            let mut one = One {
+            let (principal, disagreement) = session_token_user(&name, published, proven.clone());
+            One {
                 name,
-                principal: Err(String::new()),
-                proven: proven.clone(),
-                disagreement: None,
-            };
-            one.principal = match (published, proven) {
-                (Err(f), _) => Err(f.to_string()),
-                (Ok(None), _) => Err("nothing is published, so no session of its IAM user was handed out by stsbridge".into()),
-                (Ok(Some(_)), None) => Err("the target has no source key to prove its IAM user with".into()),
-                (Ok(Some(_)), Some(Err(why))) => Err(format!(
-                    "its IAM user cannot be proven: GetCallerIdentity signed with the source key read from the vault failed ({why}). The bundle's caller-arn tag is not taken on trust (whoever can write to the vault can set it): put the IAM user's working key back in the vault and run again, or revoke the user's sessions in the IAM console"
-                )),
-                (Ok(Some(p)), Some(Ok(arn))) => match Principal::parse(&arn) {
-                    Ok(user) if user.kind == Kind::User => {
-                        if let Some(tag) = p.tags.get(tags::CALLER_ARN).filter(|t| **t != user.arn) {
-                            one.disagreement = Some(format!(
-                                "target {}: the published bundle's caller-arn tag names {tag:?}, but the source key in the vault proves to be {} (GetCallerIdentity signed with it)",
-                                one.name, user.arn
-                            ));
-                        }
-                        Ok(user)
-                    }
-                    _ => Err(format!(
-                        "the source key read from the vault acts as {arn:?}, not as an IAM user: a session-token target's key must be an IAM user's"
-                    )),
-                },
-            };
-            one
+                principal,
+                proven,
+                disagreement,
+            }
         }
     }
+}
+
+/// A session-token target's IAM user: the one its source key proved to be, compared with the
+/// bundle's `caller-arn` tag (`Some(disagreement)` when they differ).
+fn session_token_user(
+    name: &str,
+    published: Result<Option<crate::rotation::Published>, crate::rotation::Failure>,
+    proven: Option<Result<String, String>>,
+) -> (Result<Principal, String>, Option<String>) {
+    const UNPROVEN: &str = "The bundle's caller-arn tag is not taken on trust (whoever can write to the vault can set it): put the IAM user's working key back in the vault and run again, or revoke the user's sessions in the IAM console";
+    let published = match published {
+        Err(f) => return (Err(f.to_string()), None),
+        Ok(None) => {
+            let why =
+                "nothing is published, so no session of its IAM user was handed out by stsbridge";
+            return (Err(why.into()), None);
+        }
+        Ok(Some(p)) => p,
+    };
+    let arn = match proven {
+        None => return (Err("the target has no source key".into()), None),
+        Some(Err(why)) => {
+            let why = format!("its IAM user cannot be proven: GetCallerIdentity signed with the source key read from the vault failed ({why}). {UNPROVEN}");
+            return (Err(why), None);
+        }
+        Some(Ok(arn)) => arn,
+    };
+    let user = match Principal::parse(&arn) {
+        Ok(user) if user.kind == Kind::User => user,
+        _ => {
+            let why = format!("the source key read from the vault acts as {arn:?}, not as an IAM user: a session-token target's key must be an IAM user's");
+            return (Err(why), None);
+        }
+    };
+    // The tag holds the ARN cut to Key Vault's 256 characters.
+    let disagreement = published
+        .tags
+        .get(tags::CALLER_ARN)
+        .filter(|tag| **tag != tags::value(&user.arn))
+        .map(|tag| {
+            format!(
+                "target {name}: the published bundle's caller-arn tag names {tag:?}, but the source key in the vault proves to be {} (GetCallerIdentity signed with it)",
+                user.arn
+            )
+        });
+    (Ok(user), disagreement)
 }
 
 /// Refuses (nothing changed) when the operator's credentials are the minting ones — the minting
@@ -758,4 +782,64 @@ async fn prune(operator: &Operator, group: &Group, dry_run: bool) -> PrincipalRe
         },
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::Published;
+
+    fn tagged(caller_arn: &str) -> Published {
+        Published {
+            tags: [(tags::CALLER_ARN.to_string(), caller_arn.to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Issue #26 F1: the user is the proven one; the tag is only compared with it (as written:
+    /// cut to Key Vault's 256 characters), and a tag naming another user is a disagreement.
+    #[test]
+    fn a_session_token_target_s_user_is_the_proven_one_and_the_tag_must_agree() {
+        let me = "arn:aws:iam::123456789012:user/stsbridge-minter";
+        let (user, disagreement) =
+            session_token_user("t", Ok(Some(tagged(me))), Some(Ok(me.into())));
+        assert_eq!(user.unwrap().name, "stsbridge-minter");
+        assert_eq!(disagreement, None);
+
+        let long = format!(
+            "arn:aws:iam::123456789012:user/{}/stsbridge-minter",
+            "p".repeat(300)
+        );
+        let (user, disagreement) = session_token_user(
+            "t",
+            Ok(Some(tagged(&tags::value(&long)))),
+            Some(Ok(long.clone())),
+        );
+        assert_eq!(user.unwrap().arn, long);
+        assert_eq!(disagreement, None);
+
+        let other = "arn:aws:iam::123456789012:user/ci-deployer\u{1b}[2K";
+        let (user, disagreement) =
+            session_token_user("t", Ok(Some(tagged(other))), Some(Ok(me.into())));
+        assert_eq!(user.unwrap().arn, me);
+        let d = disagreement.unwrap();
+        assert!(
+            d.contains(r#""arn:aws:iam::123456789012:user/ci-deployer\u{1b}[2K""#),
+            "{d}"
+        );
+        assert!(!d.chars().any(char::is_control), "{d}");
+
+        let (user, _) = session_token_user(
+            "t",
+            Ok(Some(tagged(me))),
+            Some(Err("SignatureDoesNotMatch: …".into())),
+        );
+        assert!(user.unwrap_err().contains("cannot be proven"));
+        let (user, _) = session_token_user(
+            "t",
+            Ok(Some(tagged(me))),
+            Some(Ok("arn:aws:sts::123456789012:assumed-role/r/s".into())),
+        );
+        assert!(user.unwrap_err().contains("not as an IAM user"));
+    }
 }

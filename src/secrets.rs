@@ -6,7 +6,7 @@
 //! ids are identifiers, not secrets (AWS shows them in consoles and CloudTrail), so they are
 //! plain strings and may appear in reports and tags.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ pub enum BundleError {
 ///
 /// Every credential that reaches a consumer's files or shell comes through
 /// [`SessionCredentials::new`]: a bundle from the vault or a cache file, an STS answer, IAM
-/// Identity Center role credentials. Anyone who can write the bundle (a Secrets Officer, a
+/// Identity Center role credentials. Its `Expiration` is bounded there too (issue #26). Anyone who can write the bundle (a Secrets Officer, a
 /// compromised function identity) could otherwise put a line break into a value and add
 /// sections to `~/.aws/credentials` (a `credential_process` line runs a command), or a quote
 /// into `export`'s output. AWS's own values are far narrower: access key ids are letters and
@@ -128,19 +128,58 @@ struct ProcessJson<'a> {
     expiration: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// The longest any AWS session lives: `GetSessionToken`'s 36 h (roles: 12 h).
+pub const LONGEST_SESSION: TimeDelta = TimeDelta::hours(36);
+
+/// How far an `Expiration` may lie beyond [`LONGEST_SESSION`] from now: clock drift between the
+/// issuer and this machine.
+pub const EXPIRATION_LEEWAY: TimeDelta = TimeDelta::minutes(5);
+
+/// An `Expiration` no AWS session can have (issue #26): a bundle claiming to live until 9999
+/// would be served, cached by `credential-process --cache` and kept after the vault is repaired.
+fn check_expiration(expiration: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), CredentialsError> {
+    if expiration - now > LONGEST_SESSION + EXPIRATION_LEEWAY {
+        Err(CredentialsError {
+            field: "Expiration",
+            rule: "is more than 36 h 5 min ahead of now (no AWS session lives longer than 36 h)",
+        })
+    } else {
+        Ok(())
+    }
+}
+
 impl SessionCredentials {
-    /// A credential set whose values are shaped like AWS's (see [`CredentialsError`]): the one way
-    /// outside values become credentials.
+    /// A credential set whose values are shaped like AWS's (see [`CredentialsError`]) and whose
+    /// `Expiration` is no further ahead than an AWS session lives: the one way outside values
+    /// become credentials. Reads the clock; [`SessionCredentials::new_at`] takes it.
     pub fn new(
         access_key_id: impl Into<String>,
         secret_access_key: SecretString,
         session_token: SecretString,
         expiration: DateTime<Utc>,
     ) -> Result<Self, CredentialsError> {
+        Self::new_at(
+            access_key_id,
+            secret_access_key,
+            session_token,
+            expiration,
+            Utc::now(),
+        )
+    }
+
+    /// [`SessionCredentials::new`] at `now`.
+    pub fn new_at(
+        access_key_id: impl Into<String>,
+        secret_access_key: SecretString,
+        session_token: SecretString,
+        expiration: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, CredentialsError> {
         let access_key_id = access_key_id.into();
         check_access_key_id(&access_key_id)?;
         check_secret_access_key(secret_access_key.expose_secret())?;
         check_session_token(session_token.expose_secret())?;
+        check_expiration(expiration, now)?;
         Ok(Self {
             access_key_id,
             secret_access_key,
@@ -170,6 +209,11 @@ impl SessionCredentials {
 
     /// Parses the `credential_process` JSON; errors never quote the input.
     pub fn from_process_json(text: &str) -> Result<Self, BundleError> {
+        Self::from_process_json_at(text, Utc::now())
+    }
+
+    /// [`SessionCredentials::from_process_json`] at `now`.
+    pub fn from_process_json_at(text: &str, now: DateTime<Utc>) -> Result<Self, BundleError> {
         let doc: ProcessJson = serde_json::from_str(text).map_err(|_| BundleError::NotJson)?;
         if doc.version != 1 {
             return Err(BundleError::WrongVersion(doc.version));
@@ -183,11 +227,12 @@ impl SessionCredentials {
         let expiration = DateTime::parse_from_rfc3339(&expiration)
             .map_err(|_| BundleError::BadExpiration)?
             .with_timezone(&Utc);
-        Ok(Self::new(
+        Ok(Self::new_at(
             field(doc.access_key_id, "AccessKeyId")?,
             SecretString::from(field(doc.secret_access_key, "SecretAccessKey")?),
             SecretString::from(field(doc.session_token, "SessionToken")?),
             expiration,
+            now,
         )?)
     }
 }
@@ -211,6 +256,15 @@ mod tests {
         }
     }
 
+    /// The parse at 2030-01-01T12:00:00Z, within a day of the samples' expiry.
+    fn parse(text: &str) -> Result<SessionCredentials, BundleError> {
+        SessionCredentials::from_process_json_at(text, at("2030-01-01T12:00:00Z"))
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
     fn bundle(id: &str, secret: &str, token: &str) -> String {
         serde_json::json!({"Version": 1, "AccessKeyId": id, "SecretAccessKey": secret,
             "SessionToken": token, "Expiration": "2030-01-01T00:00:00Z"})
@@ -223,23 +277,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(json.expose_secret()).unwrap();
         assert_eq!(v["Version"], 1);
         assert_eq!(v["Expiration"], "2030-01-02T03:04:05Z");
-        let back = SessionCredentials::from_process_json(json.expose_secret()).unwrap();
+        let back = parse(json.expose_secret()).unwrap();
         assert_eq!(back.access_key_id, "ASIAEXAMPLEEXAMPLE01");
         assert_eq!(back.session_token.expose_secret(), TOKEN);
     }
 
     #[test]
     fn a_bad_bundle_is_refused_without_quoting_it() {
+        assert_eq!(parse("s3cr3t").unwrap_err(), BundleError::NotJson);
         assert_eq!(
-            SessionCredentials::from_process_json("s3cr3t").unwrap_err(),
-            BundleError::NotJson
-        );
-        assert_eq!(
-            SessionCredentials::from_process_json(r#"{"Version":2}"#).unwrap_err(),
+            parse(r#"{"Version":2}"#).unwrap_err(),
             BundleError::WrongVersion(2)
         );
         let missing = r#"{"Version":1,"AccessKeyId":"A","SecretAccessKey":"s3cr3t","Expiration":"2030-01-01T00:00:00Z"}"#;
-        let err = SessionCredentials::from_process_json(missing).unwrap_err();
+        let err = parse(missing).unwrap_err();
         assert_eq!(err, BundleError::Missing("SessionToken"));
         assert!(!err.to_string().contains("s3cr3t"));
     }
@@ -271,13 +322,51 @@ mod tests {
                 "SecretAccessKey",
             ),
         ] {
-            let err = SessionCredentials::from_process_json(&text).unwrap_err();
+            let err = parse(&text).unwrap_err();
             let BundleError::Invalid(e) = &err else {
                 panic!("{err:?}")
             };
             assert_eq!(e.field, field);
             assert!(!err.to_string().contains("bridged") && !err.to_string().contains("calc"));
         }
+    }
+
+    /// Issue #26: a bundle (or cache file, or answer) claiming a life no AWS session has is
+    /// refused, naming the field; up to 36 h and 5 min ahead is accepted.
+    #[test]
+    fn an_expiration_further_ahead_than_any_session_lives_is_refused() {
+        let with = |expiration: &str| {
+            serde_json::json!({"Version": 1, "AccessKeyId": "ASIAEXAMPLEEXAMPLE01",
+                "SecretAccessKey": SECRET, "SessionToken": TOKEN, "Expiration": expiration})
+            .to_string()
+        };
+        let now = at("2030-01-01T00:00:00Z");
+        for far in ["9999-12-31T23:59:59Z", "2030-01-02T12:05:01Z"] {
+            let err = SessionCredentials::from_process_json_at(&with(far), now).unwrap_err();
+            let BundleError::Invalid(e) = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(e.field, "Expiration", "{far}");
+            assert!(err.to_string().contains("36 h"), "{err}");
+        }
+        for near in [
+            "2030-01-02T12:05:00Z",
+            "2030-01-01T01:00:00Z",
+            "2029-12-31T00:00:00Z",
+        ] {
+            assert!(
+                SessionCredentials::from_process_json_at(&with(near), now).is_ok(),
+                "{near}"
+            );
+        }
+        let direct = SessionCredentials::new_at(
+            "ASIAEXAMPLEEXAMPLE01",
+            SecretString::from(SECRET.to_string()),
+            SecretString::from(TOKEN.to_string()),
+            at("2030-01-03T00:00:00Z"),
+            now,
+        );
+        assert_eq!(direct.unwrap_err().field, "Expiration");
     }
 
     #[test]
@@ -297,7 +386,7 @@ mod tests {
             token in "\\PC{0,80}|[A-Za-z0-9+/=]{16,80}",
         ) {
             let text = bundle(&id, &secret, &token);
-            if let Ok(c) = SessionCredentials::from_process_json(&text) {
+            if let Ok(c) = parse(&text) {
                 for v in [c.access_key_id.as_str(), c.secret_access_key.expose_secret(), c.session_token.expose_secret()] {
                     prop_assert!(v.chars().all(|ch| ch.is_ascii_alphanumeric() || "+/=".contains(ch)), "{v:?}");
                 }

@@ -74,6 +74,12 @@ pub async fn revoke(args: Args) -> anyhow::Result<ExitCode> {
     if args.prune && args.rotate_source_key {
         return usage("--prune deletes old revocations; it does not go with --rotate-source-key");
     }
+    if let Some(url) = &args.function_url {
+        // Before anything is changed: the function key must not go to a URL it should not.
+        if let Err(e) = crate::revoke::function_url(url) {
+            return usage(&e);
+        }
+    }
     let settings = &selected[0].settings;
     let operator = Operator::new(
         args.aws_profile.as_deref(),

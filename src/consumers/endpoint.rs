@@ -516,11 +516,12 @@ mod tests {
     #[test]
     fn the_json_names_the_token_token() {
         let fresh = Fresh {
-            credentials: crate::secrets::SessionCredentials::new(
+            credentials: crate::secrets::SessionCredentials::new_at(
                 "ASIAEXAMPLEEXAMPLE01",
                 SecretString::from("s3cr3tValueOfFortyCharactersExample/+0=".to_string()),
                 SecretString::from("FwoGZXIvYXdzEt0k3nValueExample+/=".to_string()),
                 t(0),
+                t(-3600),
             )
             .unwrap(),
             version: None,

@@ -171,11 +171,12 @@ mod tests {
             "[app]\naws_access_key_id = OLD\n\n[added-meanwhile]\nregion = eu-west-1\n",
         )
         .unwrap();
-        let creds = SessionCredentials::new(
+        let creds = SessionCredentials::new_at(
             "ASIAEXAMPLEEXAMPLE01",
             SecretString::from("s3cr3tValueOfFortyCharactersExample/+0=".to_string()),
             SecretString::from("FwoGZXIvYXdzEtokenExample".to_string()),
             Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2029, 12, 31, 23, 0, 0).unwrap(),
         )
         .unwrap();
         target.write(&creds).unwrap();

@@ -2,11 +2,13 @@
 //! then re-issue good sets at once.
 //!
 //! Per principal — the role of an assume-role or web-identity target, the IAM user of a
-//! session-token target (from its bundle's `caller-arn` tag) — targets sharing it share one
-//! revocation, and all of them are re-issued:
+//! session-token target — targets sharing it share one revocation, and all of them are
+//! re-issued:
 //!
 //! ```text
-//! operator ≠ minting identity? ─► [--rotate-source-key: new key, delete every key the vault lacks]
+//! prove each source key's user (GetCallerIdentity signed with the vault's pair; the caller-arn tag must agree)
+//!   ─► operator ≠ minting identity, and no session of a role being revoked?
+//!   ─► [--rotate-source-key: new key, delete every other key of the user the new key proved to be]
 //!   ─► GetRolePolicy/GetUserPolicy (AWS's Date header = the cut-off's clock; an existing cut-off)
 //!   ─► tag every target's bundle revoked-before=CUT-OFF ─► Put…Policy AWSRevokeOlderSessions
 //!   ─► wait until local and AWS clocks pass the cut-off ─► forced re-issue with the mark
@@ -19,6 +21,12 @@
 //! (issue #17), when it lands, wraps that same path. Web-identity targets cannot be minted by
 //! the operator (they mint as the app's managed identity): with `--function-url` the function's
 //! `HttpRotate?force=true` is called, otherwise the report says what to run.
+//!
+//! Nothing read from the vault is taken as an identity or a time on trust (issue #26): the
+//! vault is writable by more people than IAM should be steerable by, and a revocation is what
+//! an operator runs when someone may have written to it. The IAM user is learnt only from a
+//! request signed with the source key's secret, and an existing cut-off or IAM's clock more
+//! than [`policy::LEEWAY`] ahead is not followed.
 //!
 //! [`policy`] holds the pure parts, [`operator`] the operator's IAM client, [`report`] the
 //! JSON. The runbook is docs/revoke.md.
@@ -61,8 +69,24 @@ struct Group {
     services: Vec<Arc<RotationService>>,
 }
 
+/// The selected targets, resolved: their principals, and who their source keys proved to be.
+#[derive(Default)]
+struct Resolved {
+    groups: Vec<Group>,
+    /// Targets whose principal cannot be told, with why.
+    unresolved: Vec<TargetReport>,
+    /// Minting target → the ARN its source key proved to be (`GetCallerIdentity` signed with
+    /// the pair read from the vault).
+    minting: BTreeMap<String, String>,
+    warnings: Vec<String>,
+    /// Session-token targets whose bundle's `caller-arn` tag names another principal than the
+    /// one their source key proved to be.
+    disagreements: Vec<String>,
+}
+
 /// Revokes (or, with `prune`, prunes) the selected targets' principals. `Err` only when nothing
-/// was changed: the operator credentials are missing or are the minting ones.
+/// was changed: the operator credentials are missing or are the minting ones, the operator is a
+/// session of a role being revoked, or a bundle's `caller-arn` tag disagrees with its proof.
 pub async fn run(
     fleet: &Fleet,
     selected: &[Arc<RotationService>],
@@ -74,11 +98,25 @@ pub async fn run(
         prune: options.prune,
         ..Default::default()
     };
-    let (groups, unresolved) = principals(selected).await;
+    let resolved = principals(selected).await;
+    if !resolved.disagreements.is_empty() {
+        anyhow::bail!(
+            "refusing to revoke: {}; nothing was changed. The tag is written by the rotation from the identity it verified, so a mismatch means the vault was written by someone else (check its access log) or the source key was replaced by another IAM user's since the last rotation. Revoke the sessions of the user the tag names in the IAM console if they are yours; to revoke the proven user with stsbridge, run `stsbridge rotate --force` (it re-tags the bundle with the identity it verifies) and then revoke again",
+            resolved.disagreements.join("; ")
+        );
+    }
+    let Resolved {
+        groups,
+        unresolved,
+        minting,
+        warnings,
+        ..
+    } = resolved;
     report.unresolved = unresolved;
+    report.warnings = warnings;
 
     let identity = operator.identity().await?;
-    refuse_minting_credentials(operator, &identity, selected, &groups, &mut report).await?;
+    refuse_minting_credentials(&identity, selected, &groups, &minting, &mut report).await?;
     report.operator = Some(identity.arn.clone());
 
     // The long-lived key itself leaked: replaced first, once for every principal (targets of
@@ -115,24 +153,38 @@ pub async fn run(
     Ok(report)
 }
 
+/// One target, resolved.
+struct One {
+    name: String,
+    principal: Result<Principal, String>,
+    /// The ARN its source key proved to be, or why it could not be proven (minting modes).
+    proven: Option<Result<String, String>>,
+    disagreement: Option<String>,
+}
+
 /// Each target's principal, grouped; targets whose principal cannot be told, with why.
-async fn principals(selected: &[Arc<RotationService>]) -> (Vec<Group>, Vec<TargetReport>) {
+///
+/// A session-token target's IAM user is the one its source key proves to be: the vault's key
+/// pair signs `GetCallerIdentity`. The bundle's `caller-arn` tag is only compared with it —
+/// whoever can write to the vault can set a tag (and store any key id: ids are not secret), and
+/// a revocation taken from it put the deny on, and deleted the keys of, the user it named.
+async fn principals(selected: &[Arc<RotationService>]) -> Resolved {
+    let ones = futures::future::join_all(selected.iter().map(resolve)).await;
+    let mut out = Resolved::default();
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    let mut unresolved = vec![];
-    for service in selected {
-        let name = Fleet::name_of(service);
-        let arn = match &service.settings.mode {
-            Mode::AssumeRole { role, .. } | Mode::WebIdentity { role, .. } => Ok(role.arn.clone()),
-            Mode::RolesAnywhere(ra) => Ok(ra.role.arn.clone()),
-            Mode::SessionToken { .. } => match service.published().await {
-                Ok(Some(p)) => p.tags.get(tags::CALLER_ARN).cloned().ok_or_else(|| {
-                    "the published bundle has no caller-arn tag, so the IAM user is unknown: run `stsbridge rotate --force` first (it tags the set), or revoke the user in the IAM console".to_string()
-                }),
-                Ok(None) => Err("nothing is published, so the IAM user is unknown (and no session of it was handed out by stsbridge)".into()),
-                Err(f) => Err(f.to_string()),
-            },
-        };
-        match arn.and_then(|a| Principal::parse(&a)) {
+    for (one, service) in ones.into_iter().zip(selected) {
+        match one.proven {
+            Some(Ok(arn)) => {
+                out.minting.insert(one.name.clone(), arn);
+            }
+            Some(Err(why)) if one.principal.is_ok() => out.warnings.push(format!(
+                "target {}: could not tell whether the operator is its minting user ({why})",
+                one.name
+            )),
+            _ => {}
+        }
+        out.disagreements.extend(one.disagreement);
+        match one.principal {
             Ok(p) => groups
                 .entry(p.arn.clone())
                 .or_insert_with(|| Group {
@@ -141,57 +193,131 @@ async fn principals(selected: &[Arc<RotationService>]) -> (Vec<Group>, Vec<Targe
                 })
                 .services
                 .push(service.clone()),
-            Err(e) => unresolved.push(TargetReport::failed(&name, e)),
+            Err(e) => out.unresolved.push(TargetReport::failed(&one.name, e)),
         }
     }
-    (groups.into_values().collect(), unresolved)
+    out.groups = groups.into_values().collect();
+    out
 }
 
-/// Refuses (nothing changed) when the operator's credentials are the minting ones: the minting
-/// identity must never hold `iam:Put*Policy`.
+async fn resolve(service: &Arc<RotationService>) -> One {
+    let name = Fleet::name_of(service);
+    let proof = async {
+        match service.source_identity().await {
+            Ok(Some(id)) => Some(Ok(id.caller.arn)),
+            Ok(None) => None,
+            Err(f) => Some(Err(format!("{}: {}", f.code, f.message))),
+        }
+    };
+    match &service.settings.mode {
+        // No AWS key of the app's: the role is the principal, proven by nothing to compare.
+        Mode::WebIdentity { role, .. } => One {
+            name,
+            principal: Principal::parse(&role.arn),
+            proven: None,
+            disagreement: None,
+        },
+        Mode::RolesAnywhere(ra) => One {
+            name,
+            principal: Principal::parse(&ra.role.arn),
+            proven: None,
+            disagreement: None,
+        },
+        Mode::AssumeRole { role, .. } => One {
+            name,
+            principal: Principal::parse(&role.arn),
+            proven: proof.await,
+            disagreement: None,
+        },
+        Mode::SessionToken { .. } => {
+            let (published, proven) = tokio::join!(service.published(), proof);
+            let (principal, disagreement) = session_token_user(&name, published, proven.clone());
+            One {
+                name,
+                principal,
+                proven,
+                disagreement,
+            }
+        }
+    }
+}
+
+/// A session-token target's IAM user: the one its source key proved to be, compared with the
+/// bundle's `caller-arn` tag (`Some(disagreement)` when they differ).
+fn session_token_user(
+    name: &str,
+    published: Result<Option<crate::rotation::Published>, crate::rotation::Failure>,
+    proven: Option<Result<String, String>>,
+) -> (Result<Principal, String>, Option<String>) {
+    const UNPROVEN: &str = "The bundle's caller-arn tag is not taken on trust (whoever can write to the vault can set it): put the IAM user's working key back in the vault and run again, or revoke the user's sessions in the IAM console";
+    let published = match published {
+        Err(f) => return (Err(f.to_string()), None),
+        Ok(None) => {
+            let why =
+                "nothing is published, so no session of its IAM user was handed out by stsbridge";
+            return (Err(why.into()), None);
+        }
+        Ok(Some(p)) => p,
+    };
+    let arn = match proven {
+        None => return (Err("the target has no source key".into()), None),
+        Some(Err(why)) => {
+            let why = format!("its IAM user cannot be proven: GetCallerIdentity signed with the source key read from the vault failed ({why}). {UNPROVEN}");
+            return (Err(why), None);
+        }
+        Some(Ok(arn)) => arn,
+    };
+    let user = match Principal::parse(&arn) {
+        Ok(user) if user.kind == Kind::User => user,
+        _ => {
+            let why = format!("the source key read from the vault acts as {arn:?}, not as an IAM user: a session-token target's key must be an IAM user's");
+            return (Err(why), None);
+        }
+    };
+    // The tag holds the ARN cut to Key Vault's 256 characters.
+    let disagreement = published
+        .tags
+        .get(tags::CALLER_ARN)
+        .filter(|tag| **tag != tags::value(&user.arn))
+        .map(|tag| {
+            format!(
+                "target {name}: the published bundle's caller-arn tag names {tag:?}, but the source key in the vault proves to be {} (GetCallerIdentity signed with it)",
+                user.arn
+            )
+        });
+    (Ok(user), disagreement)
+}
+
+/// Refuses (nothing changed) when the operator's credentials are the minting ones — the minting
+/// identity must never hold `iam:Put*Policy` — or a session of a role being revoked (the deny
+/// would end the operator's own session halfway through).
 async fn refuse_minting_credentials(
-    iam: &Operator,
     operator: &operator::Identity,
     selected: &[Arc<RotationService>],
     groups: &[Group],
+    minting: &BTreeMap<String, String>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     const WHY: &str = "the revocation must be made with the operator's own AWS credentials (a person's or an incident role's, with iam:Put/Get/DeleteRolePolicy and the User equivalents), never the minting key: a user that can edit its own policies can grant itself anything, and its key may be the one that leaked. Give them with AWS_PROFILE, --aws-profile (e.g. after `stsbridge sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
-    let operator_user = Principal::parse(&operator.arn)
-        .ok()
-        .filter(|p| p.kind == Kind::User);
     for service in selected {
+        let name = Fleet::name_of(service);
         match service.source_key_id().await {
             Ok(Some(id)) if id == operator.access_key_id => anyhow::bail!(
-                "refusing to revoke: the operator's AWS access key ({id}) is target {}'s minting key; nothing was changed. {WHY}",
-                Fleet::name_of(service)
+                "refusing to revoke: the operator's AWS access key ({id}) is target {name}'s minting key; nothing was changed. {WHY}"
             ),
-            // Another key of the minting user is the minting identity all the same. A
-            // session-token target's user is compared below; an assume-role target's is the
-            // owner of its key (best effort: the operator may lack iam:GetAccessKeyLastUsed).
-            Ok(Some(id)) if matches!(service.settings.mode, Mode::AssumeRole { .. }) => {
-                if let Some(me) = &operator_user {
-                    match iam.owner_of_key(&id).await {
-                        Ok(owner) if owner == me.name => anyhow::bail!(
-                            "refusing to revoke: the operator's AWS credentials act as {}, the IAM user that mints target {}; nothing was changed. {WHY}",
-                            me.arn,
-                            Fleet::name_of(service)
-                        ),
-                        Ok(_) => {}
-                        Err(e) => report.warnings.push(format!(
-                            "target {}: could not tell whether the operator is its minting user ({})",
-                            Fleet::name_of(service),
-                            e.code()
-                        )),
-                    }
-                }
-            }
             Ok(_) => {}
             Err(f) => report.warnings.push(format!(
-                "target {}: could not read its source key id to compare with the operator's ({})",
-                Fleet::name_of(service),
+                "target {name}: could not read its source key id to compare with the operator's ({})",
                 f.code
             )),
+        }
+        // Another key of the minting user is the minting identity all the same: the user its
+        // source key proved to be.
+        if minting.get(&name).is_some_and(|arn| *arn == operator.arn) {
+            anyhow::bail!(
+                "refusing to revoke: the operator's AWS credentials act as {}, the IAM user that mints target {name}; nothing was changed. {WHY}",
+                operator.arn
+            );
         }
     }
     if let Some(g) = groups
@@ -202,6 +328,19 @@ async fn refuse_minting_credentials(
             "refusing to revoke: the operator's AWS credentials act as {}, the IAM user being revoked; nothing was changed. {WHY}",
             g.principal.arn
         );
+    }
+    if let Some((partition, account, role)) = policy::assumed_role_of(&operator.arn) {
+        if let Some(g) = groups.iter().find(|g| {
+            g.principal.kind == Kind::Role
+                && g.principal.name == role
+                && g.principal.account == account
+                && g.principal.partition == partition
+        }) {
+            anyhow::bail!(
+                "refusing to revoke: the operator's AWS credentials are a session of role {}, which is being revoked: its deny would end the operator's own session halfway through; nothing was changed. Use credentials of another principal (a person's, or an incident role that is not revoked here)",
+                g.principal.arn
+            );
+        }
     }
     Ok(())
 }
@@ -242,7 +381,7 @@ async fn revoke(
             return out;
         }
     };
-    let previous = read.document.as_deref().and_then(policy::cut_off_of);
+    let found = read.document.as_deref().and_then(policy::cut_off_of);
     let (cut_off, skew) = match &read.clock {
         Some((date, arrived)) => match policy::cut_off_from_date(date) {
             Ok(c) => (c, c - TimeDelta::seconds(1) - policy::truncate(*arrived)),
@@ -257,8 +396,29 @@ async fn revoke(
             local_cut_off()
         }
     };
+    // IAM's clock far ahead of this one (or an endpoint that says so): a cut-off from it would
+    // deny the very sessions this run mints, and waiting for it would take as long (issue #26).
+    if let Err(e) = policy::believable_skew(skew) {
+        out.error = Some(e);
+        return out;
+    }
+    // An existing cut-off is kept when newer, as the console does — unless it lies further
+    // ahead than a clock can be off: such a policy denies every session until then, the
+    // re-issued ones included, and waiting for it would stall the revocation (issue #26).
+    let previous = match found {
+        Some(p) if p - cut_off > policy::LEEWAY => {
+            out.warnings.push(format!(
+                "the {POLICY_NAME} policy already on {} has the cut-off {}, more than {} s ahead of AWS's clock: ignored, and replaced by this revocation's cut-off (a cut-off in the future denies every session until then, the re-issued ones included)",
+                group.principal.arn,
+                policy::format_cut_off(p),
+                policy::LEEWAY.num_seconds()
+            ));
+            None
+        }
+        p => p,
+    };
     let cut_off = cut_off.max(previous.unwrap_or(cut_off));
-    out.previous_cut_off = previous.map(policy::format_cut_off);
+    out.previous_cut_off = found.map(policy::format_cut_off);
     out.cut_off = Some(policy::format_cut_off(cut_off));
     let document = policy::document(cut_off);
     out.policy = Some(document.clone());
@@ -348,9 +508,13 @@ struct KeyStep {
 }
 
 /// A forced rotation with a new key — by each key's owner target (a key shared by targets is
-/// rotated by the first of them, see [`crate::targets`]) — then every key of each user that the
-/// vault does not hold is deleted (the rotation deactivated the old one; a key the leak created
-/// goes too).
+/// rotated by the first of them, see [`crate::targets`]) — then every other key of the IAM user
+/// the new key proved to be is deleted (the rotation deactivated the old one; a key the leak
+/// created goes too).
+///
+/// The user, and the key kept, come from the new key's own verification (`GetCallerIdentity`
+/// signed with it), never from the vault's word: a key id read back from the vault, or IAM's
+/// owner of it, would let whoever wrote it point the deletion at another user (issue #26).
 async fn rotate_source_keys(fleet: &Fleet, operator: &Operator, groups: &[Group]) -> KeyStep {
     let mut step = KeyStep::default();
     if let Err(e) = rotate_and_clean(fleet, operator, groups, &mut step.actions).await {
@@ -380,32 +544,67 @@ async fn rotate_and_clean(
         rotate_source_key: true,
         revoked_before: None,
     };
+    // Owner target → (the ARN its new key proved to be, the new key's id).
+    let mut proven: BTreeMap<String, (String, String)> = BTreeMap::new();
     for t in fleet.rotate(&owners, request).await {
-        if let Err(f) = t.outcome.as_ref() {
+        let report = match t.outcome.as_ref() {
+            Ok(r) => r,
+            Err(f) => {
+                return Err(format!(
+                    "target {}: rotating the source key failed ({}: {})",
+                    t.name, f.code, f.message
+                ))
+            }
+        };
+        actions.push(format!("target {}: rotated the source key", t.name));
+        if let Some(k) = &report.source_key {
+            if let (Some(arn), Some(id)) = (&k.verified_arn, &k.access_key_id) {
+                proven.insert(t.name.clone(), (arn.clone(), id.clone()));
+            }
+        }
+    }
+    // IAM user ARN → (its name, the keys to keep).
+    let mut held: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for (principal, service) in &minters {
+        let name = Fleet::name_of(service);
+        let owner = service
+            .settings
+            .source_key_rotated_by
+            .clone()
+            .unwrap_or_else(|| name.clone());
+        let (arn, id) = match proven.get(&owner) {
+            Some(p) => p.clone(),
+            // No new key verified by this run (another run rotated it while this one waited,
+            // or its owner target is not selected): the pair in the vault proves itself.
+            None => match service.source_identity().await {
+                Ok(Some(id)) => (id.caller.arn, id.access_key_id),
+                Ok(None) => continue,
+                Err(f) => {
+                    return Err(format!(
+                    "target {name}: proving whose the source key is ({}: {}); no key was deleted",
+                    f.code, f.message
+                ))
+                }
+            },
+        };
+        let user = Principal::parse(&arn)
+            .ok()
+            .filter(|u| u.kind == Kind::User)
+            .ok_or_else(|| {
+                format!("target {name}: the source key acts as {arn:?}, not as an IAM user; no key was deleted")
+            })?;
+        if principal.kind == Kind::User && principal.arn != user.arn {
             return Err(format!(
-                "target {}: rotating the source key failed ({}: {})",
-                t.name, f.code, f.message
+                "target {name}: the new source key proves to be {}, not {}, the user being revoked; no key was deleted",
+                user.arn, principal.arn
             ));
         }
-        actions.push(format!("target {}: rotated the source key", t.name));
+        held.entry(user.arn.clone())
+            .or_insert_with(|| (user.name.clone(), vec![]))
+            .1
+            .push(id);
     }
-    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (principal, service) in &minters {
-        let id = service
-            .source_key_id()
-            .await
-            .map_err(|f| format!("reading the new source key id: {}", f.message))?
-            .unwrap_or_default();
-        let user = match principal.kind {
-            Kind::User => principal.name.clone(),
-            Kind::Role => operator
-                .owner_of_key(&id)
-                .await
-                .map_err(|e| format!("finding the IAM user of key {id}: {e}"))?,
-        };
-        held.entry(user).or_default().push(id);
-    }
-    for (user, keep) in held {
+    for (user, keep) in held.into_values() {
         let keys = operator
             .list_keys(&user)
             .await
@@ -416,7 +615,7 @@ async fn rotate_and_clean(
                 .await
                 .map_err(|e| format!("deleting key {key} of {user}: {e}"))?;
             actions.push(format!(
-                "deleted access key {key} of {user} (not held by the vault)"
+                "deleted access key {key} of {user} (not the key the vault holds)"
             ));
         }
     }
@@ -432,12 +631,11 @@ async fn reissue(
     options: &Options,
     out: &mut PrincipalReport,
 ) {
-    let (federated, minters): (Vec<_>, Vec<_>) = group.services.iter().cloned().partition(|s| {
-        matches!(
-            s.settings.mode,
-            Mode::WebIdentity { .. } | Mode::RolesAnywhere(_)
-        )
-    });
+    let (federated, minters): (Vec<_>, Vec<_>) = group
+        .services
+        .iter()
+        .cloned()
+        .partition(|s| matches!(s.settings.mode, Mode::WebIdentity { .. } | Mode::RolesAnywhere(_)));
     let request = Request {
         force: true,
         rotate_source_key: false,
@@ -491,9 +689,15 @@ async fn call_function(options: &Options) -> Result<Value, String> {
             "not re-issued: --function-url needs the function key in STSBRIDGE_FUNCTION_KEY".into(),
         );
     };
-    let mut url = url::Url::parse(url).map_err(|e| format!("--function-url: {e}"))?;
+    let mut url = function_url(url)?;
     url.query_pairs_mut().append_pair("force", "true");
-    let response = reqwest::Client::new()
+    // The key goes to the URL given and nowhere else: a redirect is answered, never followed
+    // (reqwest would carry `x-functions-key` to any host, issue #27 F4).
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))?;
+    let response = client
         .post(url.clone())
         .header("x-functions-key", key.expose_secret())
         .timeout(Duration::from_secs(230))
@@ -501,11 +705,41 @@ async fn call_function(options: &Options) -> Result<Value, String> {
         .await
         .map_err(|e| format!("calling HttpRotate at {}: {}", url.path(), e.without_url()))?;
     let status = response.status();
+    if status.is_redirection() {
+        let target = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .map(|l| match (l.host_str(), l.port_or_known_default()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => "an unreadable location".into(),
+            })
+            .unwrap_or_else(|| "no location".into());
+        return Err(format!(
+            "HttpRotate answered {status}, a redirect to {target}: not followed (the function key is sent only to --function-url itself); give the function's own HttpRotate URL"
+        ));
+    }
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status.is_success() {
         Ok(body)
     } else {
         Err(format!("HttpRotate answered {status}: {body}"))
+    }
+}
+
+/// `--function-url`, checked before anything is changed: https, or plain http to this machine
+/// only (a test or a local `func start`), since the function key travels with the request.
+pub fn function_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("--function-url: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if crate::net::is_loopback(&url) => Ok(url),
+        scheme => Err(format!(
+            "--function-url must be https (plain http only to this machine: 127.0.0.1, localhost, [::1]), not {scheme} to {}: the function key travels with the request",
+            url.host_str().unwrap_or("no host")
+        )),
     }
 }
 
@@ -524,12 +758,7 @@ async fn prune(operator: &Operator, group: &Group, dry_run: bool) -> PrincipalRe
         out.pruned = true;
         return out;
     };
-    let now = read
-        .clock
-        .as_ref()
-        .and_then(|(d, _)| DateTime::parse_from_rfc2822(d).ok())
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now);
+    let now = policy::prune_clock(read.clock.as_ref().map(|(d, _)| d.as_str()), Utc::now());
     let Some(cut_off) = policy::cut_off_of(document) else {
         out.error = Some(format!(
             "{POLICY_NAME} holds no aws:TokenIssueTime cut-off; left alone (edit it in the IAM console)"
@@ -560,4 +789,64 @@ async fn prune(operator: &Operator, group: &Group, dry_run: bool) -> PrincipalRe
         },
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::Published;
+
+    fn tagged(caller_arn: &str) -> Published {
+        Published {
+            tags: [(tags::CALLER_ARN.to_string(), caller_arn.to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Issue #26 F1: the user is the proven one; the tag is only compared with it (as written:
+    /// cut to Key Vault's 256 characters), and a tag naming another user is a disagreement.
+    #[test]
+    fn a_session_token_target_s_user_is_the_proven_one_and_the_tag_must_agree() {
+        let me = "arn:aws:iam::123456789012:user/stsbridge-minter";
+        let (user, disagreement) =
+            session_token_user("t", Ok(Some(tagged(me))), Some(Ok(me.into())));
+        assert_eq!(user.unwrap().name, "stsbridge-minter");
+        assert_eq!(disagreement, None);
+
+        let long = format!(
+            "arn:aws:iam::123456789012:user/{}/stsbridge-minter",
+            "p".repeat(300)
+        );
+        let (user, disagreement) = session_token_user(
+            "t",
+            Ok(Some(tagged(&tags::value(&long)))),
+            Some(Ok(long.clone())),
+        );
+        assert_eq!(user.unwrap().arn, long);
+        assert_eq!(disagreement, None);
+
+        let other = "arn:aws:iam::123456789012:user/ci-deployer\u{1b}[2K";
+        let (user, disagreement) =
+            session_token_user("t", Ok(Some(tagged(other))), Some(Ok(me.into())));
+        assert_eq!(user.unwrap().arn, me);
+        let d = disagreement.unwrap();
+        assert!(
+            d.contains(r#""arn:aws:iam::123456789012:user/ci-deployer\u{1b}[2K""#),
+            "{d}"
+        );
+        assert!(!d.chars().any(char::is_control), "{d}");
+
+        let (user, _) = session_token_user(
+            "t",
+            Ok(Some(tagged(me))),
+            Some(Err("SignatureDoesNotMatch: …".into())),
+        );
+        assert!(user.unwrap_err().contains("cannot be proven"));
+        let (user, _) = session_token_user(
+            "t",
+            Ok(Some(tagged(me))),
+            Some(Ok("arn:aws:sts::123456789012:assumed-role/r/s".into())),
+        );
+        assert!(user.unwrap_err().contains("not as an IAM user"));
+    }
 }

@@ -189,23 +189,6 @@ impl Operator {
         }
     }
 
-    /// The IAM user that owns an access key (for an assume-role target's source key).
-    pub async fn owner_of_key(&self, access_key_id: &str) -> Result<String, AwsError> {
-        let out = self
-            .iam
-            .get_access_key_last_used()
-            .access_key_id(access_key_id)
-            .send()
-            .await
-            .map_err(|e| map_error("GetAccessKeyLastUsed", e))?;
-        out.user_name()
-            .map(str::to_string)
-            .ok_or_else(|| AwsError::Unexpected {
-                action: "GetAccessKeyLastUsed",
-                message: "the answer names no user".into(),
-            })
-    }
-
     /// A user's access key ids.
     pub async fn list_keys(&self, user: &str) -> Result<Vec<String>, AwsError> {
         let out = self

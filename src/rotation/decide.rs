@@ -46,11 +46,37 @@ impl Published {
     }
 }
 
-/// The `revoked-before` mark in a secret's tags.
+/// The `revoked-before` mark in a secret's tags, as written (see [`believable_cut_off`]).
 pub fn revoked_before_of(tags: &BTreeMap<String, String>) -> Option<DateTime<Utc>> {
     tags.get(tags::REVOKED_BEFORE)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// How far ahead of now a revocation's cut-off is believed. `stsbridge revoke` takes it from
+/// AWS's clock a second ahead; one further ahead than clocks drift apart was written by someone
+/// else, and honouring it would refuse to publish every set minted before it — an outage until
+/// that date once the current set expires, with STS called on every trigger (issue #26).
+pub const CUT_OFF_LEEWAY: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A cut-off found at `found_in`, unless it lies more than [`CUT_OFF_LEEWAY`] ahead of `now`:
+/// then `None` and the warning that says where it was found and what it said.
+pub fn believable_cut_off(
+    cut_off: Option<DateTime<Utc>>,
+    found_in: &str,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<String>) {
+    match cut_off {
+        Some(c) if c - now > CUT_OFF_LEEWAY => (
+            None,
+            Some(format!(
+                "{found_in} is {}, more than {} s ahead of this machine's clock: ignored (a revocation's cut-off is AWS's clock a second ahead; this one was not written by `stsbridge revoke`, or the clocks are far apart)",
+                c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                CUT_OFF_LEEWAY.num_seconds()
+            )),
+        ),
+        c => (c, None),
+    }
 }
 
 /// The freshness rule: an unforced trigger finds the set fresh when the bundle was minted less
@@ -73,7 +99,8 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Decision {
     if let Some(bundle) = bundle {
-        let cut_off = bundle.revoked_before().max(revoked_before);
+        let (mark, _) = believable_cut_off(bundle.revoked_before(), "", now);
+        let cut_off = mark.max(revoked_before);
         if let Some(cut_off) = cut_off {
             if bundle.minted_at().is_none_or(|m| m < cut_off) {
                 return Decision::Rotate(format!(
@@ -372,6 +399,45 @@ mod tests {
             .insert(tags::REVOKED_BEFORE.into(), "2030-01-01T00:00:30Z".into());
         let d = decide(None, cut_off, Some(&after), &wanted(), FIVE_MIN, now);
         assert!(matches!(d, Decision::Fresh(_)), "{d:?}");
+    }
+
+    /// Issue #26: a `revoked-before` mark a year ahead (a vault writer's, or a clock gone
+    /// wrong) would make every set "minted before the revocation" until then; beyond 5 minutes
+    /// ahead it is ignored, with a warning naming where it was found and its value.
+    #[test]
+    fn a_revocation_mark_far_in_the_future_is_ignored_with_a_warning() {
+        let now = at("2030-01-01T00:01:00Z");
+        let mut marked = published("2030-01-01T00:00:00Z", "2030-01-01T02:00:00Z");
+        marked
+            .tags
+            .insert(tags::REVOKED_BEFORE.into(), "2031-01-01T00:00:00Z".into());
+        let d = decide(None, None, Some(&marked), &wanted(), FIVE_MIN, now);
+        assert!(matches!(d, Decision::Fresh(_)), "{d:?}");
+
+        let (mark, warning) = believable_cut_off(
+            marked.revoked_before(),
+            "the published bundle's revoked-before tag",
+            now,
+        );
+        assert_eq!(mark, None);
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("the published bundle's revoked-before tag is 2031-01-01T00:00:00Z"),
+            "{warning}"
+        );
+        assert!(warning.contains("ignored"), "{warning}");
+
+        // Within the leeway it is honoured: a revocation whose clock runs a little ahead.
+        let near = Some(at("2030-01-01T00:06:00Z"));
+        assert_eq!(believable_cut_off(near, "x", now), (near, None));
+        marked
+            .tags
+            .insert(tags::REVOKED_BEFORE.into(), "2030-01-01T00:06:00Z".into());
+        let d = decide(None, None, Some(&marked), &wanted(), FIVE_MIN, now);
+        assert!(
+            matches!(&d, Decision::Rotate(r) if r.contains("revocation")),
+            "{d:?}"
+        );
     }
 
     #[test]

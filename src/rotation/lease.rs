@@ -178,17 +178,20 @@ pub(super) fn record(outcome: Result<&Report, &Failure>) -> HashMap<String, Stri
         }
         Err(f) => {
             m.insert(meta::OUTCOME.into(), "failed".into());
-            // A code is an identifier; keep it to what metadata values allow.
-            let code: String = f
-                .code
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-                .take(64)
-                .collect();
-            m.insert(meta::CODE.into(), code);
+            m.insert(meta::CODE.into(), code_of(&f.code));
         }
     }
     m
+}
+
+/// A code is an identifier: kept to what metadata values allow when written, and read back the
+/// same way, since whoever can write to the storage account can write the metadata (it reaches
+/// the run's warnings and logs: issue #26).
+fn code_of(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(64)
+        .collect()
 }
 
 /// The blob of a target: its bundle secret's vault and name, so that every instance and every
@@ -330,7 +333,11 @@ fn holder_notes(
         (Some("failed"), Some(at)) if at >= arrived => vec![format!(
             "another instance held the rotation lease while this trigger waited ({waited} ms) and its run failed at {} ({}); this run went on by itself",
             at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            metadata.get(meta::CODE).map(String::as_str).unwrap_or("no code")
+            metadata
+                .get(meta::CODE)
+                .map(|c| code_of(c))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "no code".into())
         )],
         _ => vec![],
     }
@@ -362,6 +369,15 @@ mod tests {
         .collect();
         let notes = holder_notes(&m, arrived, Instant::now());
         assert!(notes[0].contains("InvalidClientTokenId"), "{notes:?}");
+        // Metadata anyone with the storage account can write: no control character gets through.
+        let mut forged = m.clone();
+        forged.insert(
+            meta::CODE.into(),
+            "Throttling\u{1b}]8;;http://x\u{7}\nok".into(),
+        );
+        let notes = holder_notes(&forged, arrived, Instant::now());
+        assert!(notes[0].contains("(Throttling8httpxok)"), "{notes:?}");
+        assert!(!notes[0].chars().any(char::is_control), "{notes:?}");
         let earlier = holder_notes(&m, at("2030-01-01T00:01:00Z"), Instant::now());
         assert!(earlier.is_empty());
         let mut ok = m.clone();

@@ -55,6 +55,7 @@ pub use clients::Clients;
 pub use decide::{decide, Decision, Published};
 pub use hygiene::versions_to_disable;
 pub use report::{Failure, Kind, Report, Step};
+pub use revocation::SourceIdentity;
 pub use side::SideWork;
 pub use state::State;
 
@@ -299,6 +300,7 @@ impl RotationService {
             }
         }
         cx.published_expiry = bundle.as_ref().and_then(|b| b.expires);
+        believed(cx, bundle.as_ref().and_then(Published::revoked_before), now);
         let forced_since = *forced_since.lock().expect("no panics while held");
         let decision = decide(
             forced_since,
@@ -324,9 +326,9 @@ impl RotationService {
         let (caller, mark) = tokio::join!(self.verify(&minted), self.read_revoked_before());
         let caller = caller?;
         let revoked_before = [
-            bundle.as_ref().and_then(Published::revoked_before),
+            believed(cx, bundle.as_ref().and_then(Published::revoked_before), now),
             request.revoked_before,
-            mark?,
+            believed(cx, mark?, now),
         ]
         .into_iter()
         .flatten()
@@ -501,6 +503,22 @@ impl RotationService {
         extra(&mut report);
         report
     }
+}
+
+/// A `revoked-before` mark as the run honours it: one far in the future is ignored (and so not
+/// carried forward), with a warning in the run's report, once (issue #26).
+fn believed(
+    cx: &mut RunContext,
+    mark: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let (mark, warning) =
+        decide::believable_cut_off(mark, "the published bundle's revoked-before tag", now);
+    if let Some(w) = warning.filter(|w| !cx.notes.contains(w)) {
+        tracing::warn!("{w}");
+        cx.notes.push(w);
+    }
+    mark
 }
 
 /// A run that minted before a revocation's cut-off: its set is dead on arrival, and publishing

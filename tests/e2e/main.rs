@@ -22,10 +22,12 @@
 //! - `package`: the deployment package, unpacked and run as the Functions host runs it;
 //! - `properties`: property tests of the parsers of outside input (never panic);
 //! - `revoke`: `stsbridge revoke`: deny policies (parsed back from moto), re-issue, old sets dead, prune;
+//!   nothing from the vault taken on trust (issue #26: proven users, bounded cut-offs), `--function-url`;
 //! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene;
 //! - `secret_search`: that every test here ends with a secret search (a check of the sources);
-//! - `security`: the security review's findings (issue #15): crafted bundles, lost answers, live
-//!   markers, forced triggers, bad local settings, real readers of every output format.
+//! - `security`: the security reviews' findings (issues #15, #26): crafted bundles, lost answers, live
+//!   markers, forced triggers, bad local settings, real readers of every output format, sets
+//!   claiming a life no AWS session has.
 
 mod azure_consumers;
 mod consumers;

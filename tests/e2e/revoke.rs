@@ -1,7 +1,9 @@
 //! `stsbridge revoke` (issue #20): the deny policy on the principal (parsed back from moto), the
 //! re-issue after the cut-off, the old set dead and the new one working (the test bed's STS
 //! front enforces recorded revocations), refusal with the minting key, dry runs, one principal
-//! failing, and pruning.
+//! failing, and pruning; and what the second security review (issues #26, #27) asked of it: the IAM
+//! user proven by the source key's secret (never a tag's word), cut-offs no further ahead than a
+//! clock can be off, the operator's own role sessions, and a function key that goes nowhere else.
 
 use std::collections::HashMap;
 
@@ -466,6 +468,7 @@ async fn prune_deletes_only_revocations_no_live_session_can_predate() {
     // A user's session tokens live up to 36 h, a role's sessions up to 12 h.
     put_policy(&bed, "User", USER, now - chrono::TimeDelta::hours(37)).await;
     put_policy(&bed, "Role", ROLE_NAME, now - chrono::TimeDelta::hours(11)).await;
+    bed.sts.clear_calls();
 
     let out = run_cli(&as_operator(&env, &op), &["revoke", "--all", "--prune"]).await;
 
@@ -491,10 +494,14 @@ async fn prune_deletes_only_revocations_no_live_session_can_predate() {
     );
     assert!(policy(&bed, "User", USER).await.is_none());
     assert!(policy(&bed, "Role", ROLE_NAME).await.is_some());
-    assert!(
-        bed.sts.calls_of("GetSessionToken").len() <= 1,
-        "no re-issue"
-    );
+    // No re-issue of either target: neither the user's (GetSessionToken) nor the role's
+    // (AssumeRole), nor any other mint.
+    for action in ["GetSessionToken", "AssumeRole", "AssumeRoleWithWebIdentity"] {
+        assert!(
+            bed.sts.calls_of(action).is_empty(),
+            "no re-issue, yet {action} was called"
+        );
+    }
     assert_no_secrets(&bed, &[&first.text(), &out.text()]);
 }
 
@@ -788,4 +795,412 @@ async fn rotate_source_key_with_all_replaces_a_shared_key_once_for_every_princip
         Ok(())
     );
     assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// An IAM user's access keys as moto holds them: `(id, status)`.
+async fn keys_of(bed: &TestBed, user: &str) -> Vec<(String, String)> {
+    let xml = testbed::moto_iam(
+        &bed.moto.url,
+        &format!("Action=ListAccessKeys&Version=2010-05-08&UserName={user}"),
+    )
+    .await
+    .unwrap();
+    xml.split("<member>")
+        .skip(1)
+        .filter_map(|m| {
+            Some((
+                between(m, "<AccessKeyId>", "</AccessKeyId>")?.to_string(),
+                between(m, "<Status>", "</Status>")?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// What a writer to the vault does: a new version of `secret` with the same value and `tag` set.
+fn retag(bed: &TestBed, secret: &str, tag: &str, value: &str) {
+    let latest = bed.vault.latest(secret).unwrap();
+    let mut tags = latest.tags.clone().unwrap_or_default();
+    tags.insert(tag.to_string(), value.to_string());
+    let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    bed.vault.seed(secret, &latest.value, &tags);
+}
+
+/// `run_cli` that fails the test, and kills the process, if it does not finish in time.
+async fn run_cli_within(
+    env: &HashMap<String, String>,
+    args: &[&str],
+    seconds: u64,
+) -> crate::support::CliOutput {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::from(crate::support::cli_command(env, home.path()));
+    cmd.args(args).kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(seconds), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("stsbridge {args:?} did not finish within {seconds} s"))
+        .expect("run stsbridge");
+    crate::support::CliOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+const CI_DEPLOYER_ARN: &str = "arn:aws:iam::123456789012:user/ci-deployer";
+
+/// Issue #26 F1, the reproduced attack: a writer to the vault sets the bundle's `caller-arn` to
+/// another IAM user. `revoke --rotate-source-key` used to put the deny on that user and delete
+/// its keys. Now the IAM user is what the source key proves (GetCallerIdentity signed with the
+/// vault's pair); the tag disagrees, so nothing is changed, anywhere, and the refusal names both.
+#[tokio::test]
+async fn a_caller_arn_tag_naming_another_user_is_refused_and_that_user_keeps_its_keys_and_policies()
+{
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    let other = bed.create_iam_user("ci-deployer").await.unwrap();
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    retag(&bed, "AwsSessionCredentials", "caller-arn", CI_DEPLOYER_ARN);
+    let (other_keys, minter_keys) = (
+        keys_of(&bed, "ci-deployer").await,
+        keys_of(&bed, USER).await,
+    );
+    let published_before = published(&bed, "AwsSessionCredentials");
+    bed.sts.clear_calls();
+
+    let out = run_cli(&as_operator(&env, &op), &["revoke", "--rotate-source-key"]).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("refusing to revoke"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("caller-arn tag names {CI_DEPLOYER_ARN:?}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("proves to be {USER_ARN}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    // ci-deployer, as IAM holds it: the same keys, active, and no policy.
+    assert_eq!(keys_of(&bed, "ci-deployer").await, other_keys);
+    assert!(other_keys.iter().all(|(_, s)| s == "Active"));
+    assert!(policy_names(&bed, "User", "ci-deployer").await.is_empty());
+    // Nor was anything changed for the minting user, or in the vault.
+    assert_eq!(keys_of(&bed, USER).await, minter_keys);
+    assert!(policy_names(&bed, "User", USER).await.is_empty());
+    for action in [
+        "CreateAccessKey",
+        "DeleteAccessKey",
+        "UpdateAccessKey",
+        "PutUserPolicy",
+        "GetSessionToken",
+    ] {
+        assert!(bed.sts.calls_of(action).is_empty(), "{action}");
+    }
+    assert_eq!(published(&bed, "AwsSessionCredentials"), published_before);
+    assert!(!out.text().contains(&other.secret_access_key));
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// Issue #26 F1: a key id proves nothing (ids are not secret): a vault writer who stores
+/// ci-deployer's key id next to a secret that is not its own, and tags the bundle to match, is
+/// refused by AWS's signature check, so ci-deployer is never revoked.
+#[tokio::test]
+async fn a_stored_key_id_without_its_secret_proves_nothing_and_no_other_user_is_touched() {
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    let other = bed.create_iam_user("ci-deployer").await.unwrap();
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    bed.vault
+        .seed(testbed::SOURCE_KEY_ID_SECRET, &other.access_key_id, &[]);
+    retag(&bed, "AwsSessionCredentials", "caller-arn", CI_DEPLOYER_ARN);
+    let other_keys = keys_of(&bed, "ci-deployer").await;
+    bed.sts.clear_calls();
+
+    let out = run_cli(&as_operator(&env, &op), &["revoke"]).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report = out.json();
+    assert!(
+        report["principals"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let why = report["unresolved"][0]["error"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(why.contains("cannot be proven"), "{why}");
+    assert!(why.contains("SignatureDoesNotMatch"), "{why}");
+    assert_eq!(keys_of(&bed, "ci-deployer").await, other_keys);
+    assert!(policy_names(&bed, "User", "ci-deployer").await.is_empty());
+    assert!(bed.sts.calls_of("PutUserPolicy").is_empty());
+    assert!(!out.text().contains(&other.secret_access_key));
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// AssumeRole signed with a long-lived key: the session's (id, secret, token).
+async fn assume(bed: &TestBed, op: &Operator, role: &str) -> (String, String, String) {
+    let credentials = aws_sdk_sts::config::Credentials::new(
+        &op.access_key_id,
+        &op.secret_access_key,
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(bed.sts_url())
+        .build();
+    let out = aws_sdk_sts::Client::from_conf(config)
+        .assume_role()
+        .role_arn(role)
+        .role_session_name("incident")
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    (
+        c.access_key_id().to_string(),
+        c.secret_access_key().to_string(),
+        c.session_token().to_string(),
+    )
+}
+
+/// Issue #26 F8: an operator acting as a session of a role being revoked would cut off its own
+/// session halfway through: refused, naming the role, as for the user being revoked.
+#[tokio::test]
+async fn an_operator_acting_as_a_session_of_a_role_being_revoked_is_refused_naming_the_role() {
+    let bed = TestBed::start().await.unwrap();
+    let responder = operator(&bed).await;
+    create_role(&bed, ROLE_NAME).await;
+    let env = settings(
+        &bed,
+        &[("CredentialMode", "assume-role"), ("RoleArn", ROLE)],
+        &[],
+    );
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let (id, secret, token) = assume(&bed, &responder, ROLE).await;
+    let mut env = as_operator(
+        &env,
+        &Operator {
+            access_key_id: id,
+            secret_access_key: secret,
+        },
+    );
+    env.insert("AWS_SESSION_TOKEN".into(), token);
+    bed.sts.clear_calls();
+
+    let out = run_cli(&env, &["revoke"]).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("refusing to revoke"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("a session of role {ROLE}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert!(policy(&bed, "Role", ROLE_NAME).await.is_none());
+    assert!(bed.sts.calls_of("PutRolePolicy").is_empty());
+    assert!(bed.sts.calls_of("AssumeRole").is_empty(), "no re-issue");
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// Issue #26 F2: an existing `AWSRevokeOlderSessions` whose cut-off is a year ahead (it denies
+/// every session until then, new ones included) used to be adopted, and `revoke` slept until
+/// it. Beyond 5 minutes ahead it is ignored, with a warning naming the policy and its value,
+/// and replaced by AWS's "now".
+#[tokio::test]
+async fn an_existing_cut_off_a_year_ahead_is_ignored_with_a_warning_and_replaced() {
+    let bed = TestBed::start().await.unwrap();
+    let op = operator(&bed).await;
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let year = Utc::now() + chrono::TimeDelta::days(365);
+    let year_text = year.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    put_policy(&bed, "User", USER, year).await;
+
+    let out = run_cli_within(&as_operator(&env, &op), &["revoke"], 60).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report = out.json();
+    let p = &report["principals"][0];
+    let warnings = p["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "policy already on {USER_ARN} has the cut-off {year_text}"
+        )),
+        "{warnings}"
+    );
+    assert!(warnings.contains("ignored"), "{warnings}");
+    assert_eq!(p["previousCutOff"], year_text.as_str());
+    let cut_off = p["cutOff"].as_str().unwrap();
+    assert!(
+        (at(cut_off) - Utc::now()).num_seconds().abs() < 60,
+        "{cut_off}"
+    );
+    assert_revocation(&policy(&bed, "User", USER).await.unwrap(), cut_off);
+    let new = published(&bed, "AwsSessionCredentials");
+    assert_eq!(sts_call(&bed, &new, "AssumeRole").await, Ok(()));
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// Issue #26 F2: a `revoked-before` tag a year ahead made every forced or due run mint and then
+/// refuse to publish (409 `RevokedMeanwhile`) until that date. Now it is ignored with a warning
+/// naming the tag and its value, the new set is published, and the tag is not carried forward.
+#[tokio::test]
+async fn a_forced_run_publishes_despite_a_revoked_before_a_year_ahead_with_a_warning() {
+    let bed = TestBed::start().await.unwrap();
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let before = published(&bed, "AwsSessionCredentials");
+    let year = (Utc::now() + chrono::TimeDelta::days(365))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    retag(&bed, "AwsSessionCredentials", "revoked-before", &year);
+
+    let out = run_cli(&env, &["rotate", "--force"]).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report = out.json();
+    assert_eq!(report["rotated"], true, "{report}");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "the published bundle's revoked-before tag is {year}"
+        )),
+        "{warnings}"
+    );
+    assert!(warnings.contains("ignored"), "{warnings}");
+    let after = published(&bed, "AwsSessionCredentials");
+    assert_ne!(after.0, before.0);
+    assert_eq!(report["accessKeyId"], after.0.as_str());
+    let tags = bed
+        .vault
+        .latest("AwsSessionCredentials")
+        .unwrap()
+        .tags
+        .unwrap();
+    assert!(!tags.contains_key("revoked-before"), "{tags:?}");
+    assert_no_secrets(&bed, &[&first.text(), &out.text()]);
+}
+
+/// A web-identity target's settings, with the operator's credentials and a function key.
+async fn web_identity_env(bed: &TestBed, key: &str) -> HashMap<String, String> {
+    let op = operator(bed).await;
+    create_role(bed, ROLE_NAME).await;
+    let env = settings(
+        bed,
+        &[
+            ("CredentialMode", "web-identity"),
+            ("RoleArn", ROLE),
+            ("WebIdentityAudience", "api://stsbridge-aws"),
+        ],
+        &["UsernameFromKeyVault", "PasswordFromKeyVault"],
+    );
+    let mut env = as_operator(&env, &op);
+    env.insert("STSBRIDGE_FUNCTION_KEY".into(), key.into());
+    env
+}
+
+/// Issue #27 F4: reqwest followed redirects, carrying `x-functions-key` to whatever host the
+/// answer named. Now a redirect is an error naming where it pointed, and never followed: the
+/// second server (another origin: another port) never sees a request, let alone the key.
+#[tokio::test]
+async fn the_function_key_is_never_sent_where_a_redirect_points() {
+    const KEY: &str = "function-key-that-must-stay-home";
+    let bed = TestBed::start().await.unwrap();
+    let env = web_identity_env(&bed, KEY).await;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>> = Default::default();
+    let elsewhere = {
+        let seen = seen.clone();
+        axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(
+                    headers
+                        .get("x-functions-key")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from),
+                );
+                (
+                    axum::http::StatusCode::OK,
+                    r#"{"rotated":true,"accessKeyId":"ASIAEXAMPLEEXAMPLE01"}"#,
+                )
+            }
+        })
+    };
+    let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_addr = b.local_addr().unwrap();
+    let b_server = tokio::spawn(async move { axum::serve(b, elsewhere).await });
+    let location = format!("http://{b_addr}/api/HttpRotate?force=true");
+    let redirecting = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/HttpRotate", a.local_addr().unwrap());
+    let a_server = tokio::spawn(async move { axum::serve(a, redirecting).await });
+
+    let out = run_cli(&env, &["revoke", "--function-url", &url]).await;
+
+    a_server.abort();
+    b_server.abort();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Vec::<Option<String>>::new(),
+        "the redirect was followed"
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report = out.json();
+    let target = &report["principals"][0]["targets"][0];
+    assert_eq!(target["ok"], false, "{report}");
+    let message = target["error"]["message"].as_str().unwrap();
+    assert!(message.contains("redirect"), "{message}");
+    assert!(message.contains(&b_addr.to_string()), "{message}");
+    assert!(message.contains("not followed"), "{message}");
+    assert!(!out.text().contains(KEY));
+    assert_no_secrets(&bed, &[&out.text()]);
+}
+
+/// Issue #27 F4: `--function-url` in plain http to another machine would send the function key
+/// in the clear: refused as a usage error before any request, so nothing is revoked either.
+#[tokio::test]
+async fn a_plain_http_function_url_off_this_machine_is_refused_before_any_request() {
+    const KEY: &str = "function-key-that-must-stay-home";
+    let bed = TestBed::start().await.unwrap();
+    let env = web_identity_env(&bed, KEY).await;
+    bed.sts.clear_calls();
+
+    let out = run_cli(
+        &env,
+        &[
+            "revoke",
+            "--function-url",
+            "http://example.invalid/api/HttpRotate",
+        ],
+    )
+    .await;
+
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("--function-url"), "{}", out.stderr);
+    assert!(out.stderr.contains("https"), "{}", out.stderr);
+    assert!(out.stderr.contains("example.invalid"), "{}", out.stderr);
+    assert!(bed.sts.calls().is_empty(), "{:?}", bed.sts.calls());
+    assert!(policy(&bed, "Role", ROLE_NAME).await.is_none());
+    assert!(!out.text().contains(KEY));
+    assert_no_secrets(&bed, &[&out.text()]);
 }

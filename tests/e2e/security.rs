@@ -1,6 +1,7 @@
-//! The findings of the security review (issue #15), each proved against the real binary and the
-//! test bed: crafted bundles, lost answers, live markers, forced triggers, bad local settings,
-//! and the parsers of the programs consumers feed (bash, botocore, python-dotenv).
+//! The findings of the security reviews (issues #15 and #26), each proved against the real binary
+//! and the test bed: crafted bundles, lost answers, live markers, forced triggers, bad local
+//! settings, the parsers of the programs consumers feed (bash, botocore, python-dotenv), and sets
+//! claiming a life no AWS session has. `revoke`'s own findings of #26 are in `revoke.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -590,4 +591,82 @@ async fn token_shaped_text_in_an_aws_error_message_is_redacted() {
     assert!(out.stdout.contains("[REDACTED]"), "{}", out.stdout);
     assert!(!out.text().contains(quoted), "{out:?}");
     assert_no_secrets(&bed, &[&out.text()]);
+}
+
+/// A whole, well-shaped set (the test bed's example values) expiring at `expiration`.
+fn bundle_expiring(id: &str, expiration: &str) -> String {
+    serde_json::json!({"Version": 1, "AccessKeyId": id,
+        "SecretAccessKey": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY00",
+        "SessionToken": "FwoGZXIvYXdzEXAMPLETOKEN", "Expiration": expiration})
+    .to_string()
+}
+
+/// Issue #26 F2: a bundle claiming to live until 9999 was accepted (and so cached, and kept after
+/// the vault was repaired). No AWS session lives longer than 36 h: every consumer refuses it,
+/// naming the field, and prints nothing on stdout.
+#[tokio::test]
+async fn credential_process_refuses_a_bundle_that_claims_to_live_until_9999() {
+    let bed = TestBed::start().await.unwrap();
+    let env = settings(&bed, &[], &[]);
+    bed.vault.seed(
+        "AwsSessionCredentials",
+        &bundle_expiring("ASIAEXAMPLEEXAMPLE01", "9999-12-31T23:59:59Z"),
+        &[],
+    );
+
+    for args in [
+        vec!["credential-process"],
+        vec!["credential-process", "--cache"],
+        vec!["export"],
+    ] {
+        let out = run_cli(&env, &args).await;
+
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(
+            out.stderr.contains("Expiration"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("36 h"), "{args:?}: {}", out.stderr);
+        assert_no_secrets(&bed, &[&out.text()]);
+    }
+}
+
+/// Issue #26 F2: `credential-process --cache` kept a set whose expiry lies past any session's
+/// life for as long as it claimed; such a cache file is now not believed, and the vault is read.
+#[tokio::test]
+async fn a_cache_file_that_claims_to_live_until_9999_is_not_served() {
+    let bed = TestBed::start().await.unwrap();
+    let env = settings(&bed, &[], &[]);
+    let first = run_cli(&env, &["rotate"]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let home = tempfile::tempdir().unwrap();
+    let cached =
+        crate::support::run_cli_in(&env, home.path(), &["credential-process", "--cache"]).await;
+    assert_eq!(cached.code, Some(0), "{cached:?}");
+    let dir = home.path().join(".cache/stsbridge");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // What a bundle from a vault written to before its repair left behind.
+    std::fs::write(
+        &file,
+        bundle_expiring("ASIAFORGEDFORGED0001", "9999-12-31T23:59:59Z"),
+    )
+    .unwrap();
+
+    let out =
+        crate::support::run_cli_in(&env, home.path(), &["credential-process", "--cache"]).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let served: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let vault: serde_json::Value =
+        serde_json::from_str(&bed.vault.latest("AwsSessionCredentials").unwrap().value).unwrap();
+    assert_eq!(served["AccessKeyId"], vault["AccessKeyId"]);
+    assert_ne!(served["Expiration"], "9999-12-31T23:59:59Z");
+    assert_no_secrets(&bed, &[&first.stderr, &cached.stderr, &out.stderr]);
 }

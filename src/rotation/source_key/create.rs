@@ -195,12 +195,16 @@ impl RotationService {
     }
 
     /// Step 4: `GetCallerIdentity` with the new key, waiting out IAM's propagation delay.
-    pub(super) async fn verify_new_key(&self, keys: &AwsKeys) -> Result<(), Failure> {
+    /// Returns who the key proved to be.
+    pub(super) async fn verify_new_key(
+        &self,
+        keys: &AwsKeys,
+    ) -> Result<crate::aws::sts::CallerIdentity, Failure> {
         let deadline = std::time::Instant::now() + self.settings.source_key_propagation;
         let mut delay = std::time::Duration::from_millis(250);
         loop {
             match self.sts.source_identity(keys).await {
-                Ok(_) => return Ok(()),
+                Ok(identity) => return Ok(identity),
                 Err(AwsError::Refused { ref code, .. })
                     if (code == "InvalidClientTokenId" || code == "SignatureDoesNotMatch")
                         && std::time::Instant::now() + delay < deadline =>

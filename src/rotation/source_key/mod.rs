@@ -156,6 +156,10 @@ pub struct SourceKeyReport {
     pub access_key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_access_key_id: Option<String>,
+    /// Who the new key proved to be when this run verified it (`GetCallerIdentity` signed with
+    /// it): the IAM user `stsbridge revoke --rotate-source-key` cleans up (issue #26).
+    #[serde(skip)]
+    pub verified_arn: Option<String>,
 }
 
 /// The source secrets as read, with their versions and tags.

@@ -128,7 +128,7 @@ impl RotationService {
     ) -> Result<Plan, Failure> {
         match state {
             KeyState::Pending { previous } => {
-                self.verify_new_key(&plan.keys).await?;
+                plan.report.verified_arn = Some(self.verify_new_key(&plan.keys).await?.arn);
                 plan.report.actions.push("verified the new key".into());
                 plan.report.previous_access_key_id = Some(previous.clone());
                 plan.report.access_key_id = Some(plan.keys.access_key_id.clone());
@@ -274,7 +274,7 @@ impl RotationService {
             _ => None,
         };
         self.create_and_store(&mut plan, orphan_window, now).await?;
-        self.verify_new_key(&plan.keys).await?;
+        plan.report.verified_arn = Some(self.verify_new_key(&plan.keys).await?.arn);
         plan.report.actions.push("verified the new key".into());
         Ok(plan)
     }

@@ -11,6 +11,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use testbed::{Fault, Rule, TestBed};
 
 use crate::support::{assert_no_secrets, capture, cli_command, run_cli, settings, BIN};
@@ -41,9 +42,34 @@ struct Failed {
 
 impl Served {
     async fn start(env: &HashMap<String, String>, args: &[&str]) -> Result<Served, Failed> {
+        Self::start_with(env, args, None).await
+    }
+
+    /// [`Served::start`], with its open-file limit (`RLIMIT_NOFILE`) set to `nofile`.
+    async fn start_with(
+        env: &HashMap<String, String>,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Served, Failed> {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = cli_command(env, home.path());
         cmd.arg("serve-credentials").args(args);
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit(2) only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawn serve-credentials");
         let stderr = capture(child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -799,4 +825,123 @@ async fn exec_ecs_server_with_web_identity_serves_the_aws_cli_without_a_vault() 
     assert_eq!(caller_calls(&bed), vec![(Some(minted), 200)]);
     assert!(bed.vault.log().is_empty(), "no vault involved");
     assert_no_secrets(&bed, &[&out.text()]);
+}
+
+/// The descriptors a process holds open (its sockets among them).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Raises this test process's own open-file limit to `n` (or its hard limit), so that it can
+/// hold thousands of connections itself.
+fn raise_own_nofile(n: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < n {
+            limit.rlim_cur = n.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+/// Issue #27, F5: with the common limit of 1024 open files, 2,000 connections that never finish
+/// their headers (any local user can open them, without the token) no longer keep a client
+/// holding the token out: it is answered at once, the endpoint never holds more than 256
+/// connections, closes the stalled ones after the 5 s header timeout, and keeps serving. Before,
+/// the endpoint accepted until it ran out of descriptors and the client got no answer (17 s in
+/// the report; here, none within 10 s).
+#[tokio::test]
+async fn two_thousand_stalled_connections_never_keep_the_token_holder_out() {
+    use tokio::io::AsyncWriteExt;
+    raise_own_nofile(8192);
+    let (bed, env) = published().await;
+    let mut served = Served::start_with(&env, &[], Some(1024)).await.unwrap();
+    let token = served.token.clone().unwrap();
+    let addr = served
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let pid = served.child.id();
+    let baseline = open_fds(pid);
+
+    // The kernel's backlog holds a thousand; the rest are retried by TCP (after 1 s, 3 s …)
+    // until the endpoint has made room for them.
+    let connecting = Instant::now();
+    let stalled = join_all((0..2000).map(|_| async {
+        let connect = tokio::net::TcpStream::connect(&addr);
+        let mut stream = tokio::time::timeout(Duration::from_secs(15), connect)
+            .await
+            .ok()?
+            .ok()?;
+        // Half a request head, and then nothing.
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .ok()?;
+        Some(stream)
+    }))
+    .await;
+    let connected_in = connecting.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = open_fds(pid);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let get = || async {
+        http.get(&served.url)
+            .header("authorization", &token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    };
+    let started = Instant::now();
+    let status = get().await;
+    let waited = started.elapsed();
+    // The stalled connections (still open on this side) are all closed by the header timeout
+    // once the endpoint has taken the last of them from the backlog.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = open_fds(pid);
+    while after > baseline + 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        after = open_fds(pid);
+    }
+    let drained_in = connecting.elapsed();
+    let later = get().await;
+    let connected = stalled.iter().flatten().count();
+    drop(stalled);
+    let last = get().await;
+
+    assert_eq!(
+        status,
+        Ok(200),
+        "the token holder is answered (after {waited:?})"
+    );
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(connected, 2000, "every stalled connection was accepted ({connected_in:?})");
+    eprintln!("2000 stalled connections connected in {connected_in:?}; the token holder answered in {waited:?}; {held} descriptors held ({baseline} before), {after} {drained_in:?} after the first connect");
+    assert!(
+        held <= baseline + 256 + 16,
+        "at most 256 connections open: {held} descriptors ({baseline} before)"
+    );
+    assert!(
+        after <= baseline + 4,
+        "stalled connections closed after the header timeout: {after} descriptors ({baseline} before)"
+    );
+    assert_eq!(
+        (later, last),
+        (Ok(200), Ok(200)),
+        "and the endpoint keeps serving"
+    );
+    assert!(served.child.try_wait().unwrap().is_none(), "still running");
+    assert_no_secrets(&bed, &[&served.stderr(), &served.lines[0]]);
 }

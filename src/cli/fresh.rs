@@ -119,6 +119,21 @@ pub async fn serve_credentials(
                 .with_context(|| format!("--token-file: reading {}", path.display()))?;
             endpoint::check_token(&text)
                 .with_context(|| format!("--token-file {}", path.display()))?;
+            {
+                use std::os::unix::fs::MetadataExt;
+                let meta = std::fs::metadata(path)
+                    .with_context(|| format!("--token-file: reading {}", path.display()))?;
+                // SAFETY: geteuid(2) cannot fail and touches no memory.
+                let me = unsafe { libc::geteuid() };
+                for warning in endpoint::token_file_warnings(
+                    &path.display().to_string(),
+                    meta.mode(),
+                    meta.uid(),
+                    me,
+                ) {
+                    tracing::warn!("{warning}");
+                }
+            }
             let absolute = std::path::absolute(path)
                 .with_context(|| format!("--token-file: {}", path.display()))?;
             let line = format!(

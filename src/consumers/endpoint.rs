@@ -621,8 +621,13 @@ pub fn generate_token() -> anyhow::Result<SecretString> {
     ))
 }
 
+/// The shortest token `--token-file` may hold (issue #27, F6): guessing one costs
+/// [`FAILED_ATTEMPT_DELAY`] per attempt and connection, which only a long token makes hopeless.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// Checks a token read from `--token-file`. Both SDKs send the file's bytes as they are, so a
 /// trailing newline (what `echo` and most editors write) would never match: refused, not trimmed.
+/// Errors never quote the token.
 pub fn check_token(text: &str) -> anyhow::Result<()> {
     anyhow::ensure!(!text.is_empty(), "--token-file is empty");
     anyhow::ensure!(
@@ -635,7 +640,38 @@ pub fn check_token(text: &str) -> anyhow::Result<()> {
             && !text.ends_with(' '),
         "--token-file must hold printable ASCII only (an HTTP header value), without leading or trailing spaces"
     );
+    anyhow::ensure!(
+        text.len() >= MIN_TOKEN_CHARS,
+        "--token-file holds a token of {} characters; it needs at least {MIN_TOKEN_CHARS} (without --token-file, serve-credentials generates one of 43; to make one: head -c 32 /dev/urandom | base64 | tr -d '\\n')",
+        text.len()
+    );
     Ok(())
+}
+
+/// Warnings about who else can read or change a `--token-file` (issue #27, F6), from its mode,
+/// its owner and this process's effective user (pure). Anyone who reads the token takes the
+/// credentials; anyone who can write it (its owner, or a group- or world-writable mode) can set
+/// a token they know. A file root owns is no warning: root reads every file anyway, and
+/// Kubernetes and Container Apps mount secrets as root's.
+pub fn token_file_warnings(path: &str, mode: u32, owner: u32, me: u32) -> Vec<String> {
+    let mut warnings = vec![];
+    if mode & 0o077 != 0 {
+        let who = match (mode & 0o070 != 0, mode & 0o007 != 0) {
+            (true, true) => "its group and every other user",
+            (true, false) => "its group",
+            _ => "every other user",
+        };
+        warnings.push(format!(
+            "--token-file {path} is open to {who} (mode {:04o}): whoever reads it can take the credentials this endpoint serves; make it private (chmod 600 {path})",
+            mode & 0o7777
+        ));
+    }
+    if owner != me && owner != 0 {
+        warnings.push(format!(
+            "--token-file {path} belongs to another user (uid {owner}), who can read it and change the token; use a file of your own"
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -739,9 +775,9 @@ mod tests {
 
     #[test]
     fn a_token_file_with_a_line_break_is_refused() {
-        assert!(check_token("s3cr3t-token").is_ok());
-        assert!(check_token("Bearer abc").is_ok());
-        assert!(check_token("s3cr3t-token\n")
+        assert!(check_token("s3cr3t-token-of-sixteen").is_ok());
+        assert!(check_token("Bearer abcdefghijklmnop").is_ok());
+        assert!(check_token("s3cr3t-token-of-sixteen\n")
             .unwrap_err()
             .to_string()
             .contains("line break"));
@@ -750,6 +786,36 @@ mod tests {
         let generated = generate_token().unwrap();
         assert_eq!(generated.expose_secret().len(), 43);
         assert!(check_token(generated.expose_secret()).is_ok());
+    }
+
+    /// Issue #27, F6: a short token is refused, without being quoted.
+    #[test]
+    fn a_token_shorter_than_sixteen_characters_is_refused() {
+        let e = check_token("s3cr3t-fifteen!").unwrap_err().to_string();
+        assert!(e.contains("at least 16") && !e.contains("s3cr3t"), "{e}");
+        assert!(check_token("x").is_err());
+        assert!(check_token("s3cr3t-sixteen!!").is_ok());
+    }
+
+    /// Issue #27, F6: a token file others can read or change, or another user owns, is warned
+    /// about; a private one of one's own (or root's, as Kubernetes mounts secrets) is not.
+    #[test]
+    fn a_token_file_open_to_others_or_owned_by_another_user_is_warned_about() {
+        assert!(token_file_warnings("t", 0o100600, 1000, 1000).is_empty());
+        assert!(token_file_warnings("t", 0o100400, 0, 1000).is_empty());
+        let w = token_file_warnings("/tmp/t", 0o100644, 1000, 1000);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("its group and every other user") && w[0].contains("0644"),
+            "{w:?}"
+        );
+        let w = token_file_warnings("t", 0o100640, 1000, 1000);
+        assert!(w[0].contains("its group (mode 0640)"), "{w:?}");
+        let w = token_file_warnings("t", 0o100602, 1000, 1000);
+        assert!(w[0].contains("every other user"), "{w:?}");
+        let w = token_file_warnings("t", 0o100600, 1001, 1000);
+        assert!(w[0].contains("uid 1001"), "{w:?}");
+        assert_eq!(token_file_warnings("t", 0o100644, 1001, 0).len(), 2);
     }
 
     #[test]

@@ -927,7 +927,10 @@ async fn two_thousand_stalled_connections_never_keep_the_token_holder_out() {
         "the token holder is answered (after {waited:?})"
     );
     assert!(waited < Duration::from_secs(10), "{waited:?}");
-    assert_eq!(connected, 2000, "every stalled connection was accepted ({connected_in:?})");
+    assert_eq!(
+        connected, 2000,
+        "every stalled connection was accepted ({connected_in:?})"
+    );
     eprintln!("2000 stalled connections connected in {connected_in:?}; the token holder answered in {waited:?}; {held} descriptors held ({baseline} before), {after} {drained_in:?} after the first connect");
     assert!(
         held <= baseline + 256 + 16,
@@ -944,4 +947,80 @@ async fn two_thousand_stalled_connections_never_keep_the_token_holder_out() {
     );
     assert!(served.child.try_wait().unwrap().is_none(), "still running");
     assert_no_secrets(&bed, &[&served.stderr(), &served.lines[0]]);
+}
+
+/// Issue #27, F6: on a shared host the token is what stands between every local user and the
+/// credentials. A token file others can read, or another user owns, is warned about (the token
+/// never quoted); a token shorter than 16 characters never starts; a wrong token is answered
+/// only after a fixed delay, and no number of wrong attempts ever refuses the right one.
+#[tokio::test]
+async fn a_weak_or_shared_token_is_refused_or_warned_about_and_guesses_are_slowed_never_locked_out()
+{
+    use std::os::unix::fs::PermissionsExt;
+    let (bed, env) = published().await;
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "fifteen-chars!!").unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = dir.path().join("shared");
+    let token = "a-token-on-a-shared-host-0123456789";
+    std::fs::write(&shared, token).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // SAFETY: geteuid(2) cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Another user's file (nobody's), as a root test runner can make one.
+        std::os::unix::fs::chown(&shared, Some(65534), None).unwrap();
+    }
+
+    let refused = Served::start(&env, &["--token-file", short.to_str().unwrap()])
+        .await
+        .err()
+        .unwrap();
+    let mut served = Served::start(&env, &["--token-file", shared.to_str().unwrap()])
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |authorization: &'static str| {
+        let request = http.get(&served.url).header("authorization", authorization);
+        async move {
+            let started = Instant::now();
+            let status = request.send().await.unwrap().status().as_u16();
+            (status, started.elapsed())
+        }
+    };
+    let (wrong, wrong_took) = get("a-wrong-guess-of-thirty-five-chars!").await;
+    // Fifty wrong guesses in flight, and the right token among them.
+    let guesses = join_all((0..50).map(|_| get("another-wrong-guess-0123456789")));
+    let (right, (right_status, right_took)) = tokio::join!(guesses, get(token));
+    let (after, _) = served.get(Some(token)).await;
+
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("at least 16"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("fifteen-chars"),
+        "the short token is not quoted"
+    );
+    let stderr = served.stderr();
+    assert!(
+        stderr.contains("is open to its group and every other user (mode 0644)"),
+        "{stderr}"
+    );
+    if root {
+        assert!(
+            stderr.contains("belongs to another user (uid 65534)"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(wrong, 403);
+    assert!(wrong_took >= Duration::from_millis(250), "{wrong_took:?}");
+    assert!(right.iter().all(|(s, _)| *s == 403));
+    assert_eq!(right_status, 200, "never locked out");
+    assert!(
+        right_took < Duration::from_millis(250),
+        "never slowed: {right_took:?}"
+    );
+    assert_eq!(after, 200);
+    assert!(!stderr.contains(token) && !refused.stderr.contains(token));
+    assert_no_secrets(&bed, &[&stderr, &refused.stderr, &served.lines.join("\n")]);
 }

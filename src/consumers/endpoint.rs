@@ -642,7 +642,7 @@ pub fn check_token(text: &str) -> anyhow::Result<()> {
     );
     anyhow::ensure!(
         text.len() >= MIN_TOKEN_CHARS,
-        "--token-file holds a token of {} characters; it needs at least {MIN_TOKEN_CHARS} (without --token-file, serve-credentials generates one of 43; to make one: head -c 32 /dev/urandom | base64 | tr -d '\\n')",
+        "--token-file holds a token of {} characters; it needs at least {MIN_TOKEN_CHARS} (without --token-file, serve-credentials generates one of 43; to make one: head -c 32 /dev/urandom | base64 | tr -d '\\n=')",
         text.len()
     );
     Ok(())

@@ -1024,3 +1024,233 @@ async fn a_weak_or_shared_token_is_refused_or_warned_about_and_guesses_are_slowe
     assert!(!stderr.contains(token) && !refused.stderr.contains(token));
     assert_no_secrets(&bed, &[&stderr, &refused.stderr, &served.lines.join("\n")]);
 }
+
+/// Issue #27, F7: on an EKS pod (IRSA) `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE` and
+/// `AWS_ROLE_SESSION_NAME` are set, and every SDK tries web identity before the container
+/// provider: `exec --ecs-server` removes them, so the command runs with the endpoint's
+/// credentials, not as the pod's role. Before, all three reached the command.
+#[tokio::test]
+async fn exec_ecs_server_hides_the_pods_web_identity() {
+    let (bed, mut env) = published().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("eks-token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwb2QifQ.c2ln").unwrap();
+    env.insert(
+        "AWS_ROLE_ARN".into(),
+        "arn:aws:iam::123456789012:role/the-pods-role".into(),
+    );
+    env.insert(
+        "AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+        token_file.display().to_string(),
+    );
+    env.insert("AWS_ROLE_SESSION_NAME".into(), "the-pod".into());
+    env.insert("AWS_DEFAULT_REGION".into(), "us-east-1".into());
+    env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
+    env.insert("PATH_PREFIX".into(), venv.display().to_string());
+    bed.sts.clear_calls();
+
+    let out = run_cli(
+        &env,
+        &["exec", "--ecs-server", "--", "sh", "-c",
+          "test -z \"${AWS_ROLE_ARN+x}${AWS_WEB_IDENTITY_TOKEN_FILE+x}${AWS_ROLE_SESSION_NAME+x}\" || exit 3; \
+           \"$PATH_PREFIX/aws\" sts get-caller-identity --endpoint-url \"$AWS_ENDPOINT_URL_STS\" --output json"],
+    )
+    .await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let minted = bed.sts.minted()[0].access_key_id.clone();
+    assert_eq!(caller_calls(&bed), vec![(Some(minted), 200)]);
+    assert!(bed.sts.calls_of("AssumeRoleWithWebIdentity").is_empty());
+    assert_no_secrets(&bed, &[&out.text()]);
+}
+
+/// Whether a process is stopped (state `T` in `/proc/PID/stat`).
+fn stopped(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+/// What the SIGINT-counting command reports.
+struct Interrupted {
+    /// SIGINTs the command received (each delivery, counted by the C-level handler).
+    count: usize,
+    /// `exec`'s exit code.
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs `stsbridge exec -- python COUNTER` and interrupts it once: with `pty`, `exec` runs as
+/// an interactive shell would start it — a session whose controlling terminal is a new
+/// pseudo-terminal, `exec` and its command in the terminal's foreground process group — and
+/// the test types Ctrl-C on the terminal; without, `exec` has no terminal and gets
+/// `kill -INT`. With `own_group`, the command first moves to a process group of its own (out of
+/// the terminal's foreground), as some tools do.
+async fn interrupt_exec(env: &HashMap<String, String>, pty: bool, own_group: bool) -> Interrupted {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    // Counts deliveries with signal.set_wakeup_fd: the C-level handler writes one byte per
+    // SIGINT the kernel delivers (a Python-level handler may run once for two), then waits 1.5 s
+    // for a second one.
+    const COUNTER: &str = r#"
+import os, select, signal, socket, sys, time
+if sys.argv[3] == "own-group":
+    os.setpgid(0, 0)
+r, w = socket.socketpair()
+r.setblocking(False); w.setblocking(False)
+signal.signal(signal.SIGINT, lambda *_: None)
+signal.set_wakeup_fd(w.fileno())
+open(sys.argv[1], "w").close()
+count, deadline = 0, time.monotonic() + 20
+while time.monotonic() < deadline:
+    if select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        count += r.recv(64).count(bytes([signal.SIGINT]))
+        deadline = min(deadline, time.monotonic() + 1.5)
+open(sys.argv[2], "w").write(str(count))
+"#;
+    let home = tempfile::tempdir().unwrap();
+    let ready = home.path().join("ready");
+    let counted = home.path().join("count");
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let mut cmd = crate::support::cli_command(env, home.path());
+    cmd.arg("exec")
+        .arg("--")
+        .arg(&python)
+        .args(["-c", COUNTER])
+        .arg(&ready)
+        .arg(&counted)
+        .arg(if own_group { "own-group" } else { "same-group" });
+    let mut master = None;
+    if pty {
+        let (mut m, mut s) = (-1, -1);
+        // SAFETY: openpty(3) with valid out-pointers and no name, termios or size.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        let (m, s) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        cmd.stdin(std::process::Stdio::from(s));
+        master = Some(std::fs::File::from(m));
+        // SAFETY: async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // A new session, with the pty (stdin by now) as its controlling terminal: its
+                // foreground group is this one, which the command inherits.
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    } else {
+        // SAFETY: setsid(2) between fork and exec: no controlling terminal at all, whatever
+        // the test runner's is.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // our copy of the pty's slave side
+    let stderr = capture(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "the command never got ready: {}",
+            stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let exec_pid = child.id() as i32;
+    match master.as_mut() {
+        Some(m) => {
+            // `exec` is stopped while Ctrl-C is typed, and continued 300 ms later: the
+            // terminal's SIGINT reaches the command at once and waits in `exec` meanwhile, so a
+            // SIGINT `exec` forwards arrives well after the first has been delivered. (Arriving
+            // together, the kernel would merge the two into one pending signal: the command
+            // would see one either way.)
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(exec_pid, libc::SIGSTOP) };
+            while !stopped(exec_pid) {
+                assert!(Instant::now() < deadline, "exec never stopped");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Ctrl-C on the terminal: its line discipline sends SIGINT to the foreground group.
+            m.write_all(b"\x03").unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // SAFETY: as above.
+            unsafe { libc::kill(exec_pid, libc::SIGCONT) };
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        None => unsafe {
+            libc::kill(exec_pid, libc::SIGINT);
+        },
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+
+    let count = std::fs::read_to_string(&counted)
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(usize::MAX);
+    let stderr = stderr.lock().unwrap().clone();
+    Interrupted {
+        count,
+        code: status.code(),
+        stderr,
+    }
+}
+
+/// Issue #27, F7: a Ctrl-C reaches a command in the terminal's foreground exactly once (the
+/// terminal delivers it to the whole group; `exec` no longer forwards a second one, which tools
+/// like Terraform take as "exit immediately"), and `exec` still forwards SIGINT when the
+/// terminal's cannot reach the command: a command in a process group of its own, or no terminal
+/// at all. Before, the first case delivered two.
+#[tokio::test]
+async fn ctrl_c_reaches_exec_s_command_exactly_once_in_or_out_of_the_terminals_foreground() {
+    let (bed, env) = published().await;
+
+    let foreground = interrupt_exec(&env, true, false).await;
+    let own_group = interrupt_exec(&env, true, true).await;
+    let no_terminal = interrupt_exec(&env, false, false).await;
+
+    assert_eq!(
+        foreground.count, 1,
+        "Ctrl-C in the foreground: {}",
+        foreground.stderr
+    );
+    assert_eq!(
+        own_group.count, 1,
+        "Ctrl-C, command in its own group: {}",
+        own_group.stderr
+    );
+    assert_eq!(
+        no_terminal.count, 1,
+        "kill -INT without a terminal: {}",
+        no_terminal.stderr
+    );
+    for run in [&foreground, &own_group, &no_terminal] {
+        assert_eq!(run.code, Some(0), "the command's exit code: {}", run.stderr);
+    }
+    assert_no_secrets(
+        &bed,
+        &[&foreground.stderr, &own_group.stderr, &no_terminal.stderr],
+    );
+}

@@ -502,7 +502,7 @@ async fn the_lease_store_signs_only_for_its_own_container() {
     }
     let blob_requests: Vec<_> = signed
         .iter()
-        .filter(|r| r.params.get("restype").is_none())
+        .filter(|r| !r.params.contains_key("restype"))
         .collect();
     assert!(
         blob_requests.len() >= 3,

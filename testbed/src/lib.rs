@@ -439,13 +439,19 @@ impl TestBed {
         let url = self.sts_url();
         let mut headers = HeaderMap::new();
         let host = url.trim_start_matches("http://");
-        headers.insert("host", HeaderValue::from_str(host).map_err(|e| e.to_string())?);
+        headers.insert(
+            "host",
+            HeaderValue::from_str(host).map_err(|e| e.to_string())?,
+        );
         headers.insert(
             "content-type",
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        headers.insert("x-amz-date", HeaderValue::from_str(&now).map_err(|e| e.to_string())?);
+        headers.insert(
+            "x-amz-date",
+            HeaderValue::from_str(&now).map_err(|e| e.to_string())?,
+        );
         if let Some(t) = session_token {
             headers.insert(
                 "x-amz-security-token",
@@ -605,7 +611,7 @@ pub fn aws_secret() -> String {
     let mut rng = rand::rng();
     let bytes: Vec<u8> = (0..30).map(|_| rng.random()).collect();
     let mut secret = base64::engine::general_purpose::STANDARD.encode(bytes);
-    with_chars(&mut secret, &[b'+', b'/']);
+    with_chars(&mut secret, b"+/");
     secret
 }
 
@@ -623,7 +629,7 @@ pub fn aws_session_token() -> String {
     );
     let body = token.len() - 1;
     let mut head = token[..body].to_string();
-    with_chars(&mut head, &[b'+', b'/']);
+    with_chars(&mut head, b"+/");
     token.replace_range(..body, &head);
     token
 }

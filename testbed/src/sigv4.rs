@@ -77,9 +77,7 @@ impl Refusal {
         match self {
             Refusal::Missing => "MissingAuthenticationToken",
             Refusal::Incomplete(_) => "IncompleteSignature",
-            Refusal::Scope(_) | Refusal::Expired(_) | Refusal::Mismatch => {
-                "SignatureDoesNotMatch"
-            }
+            Refusal::Scope(_) | Refusal::Expired(_) | Refusal::Mismatch => "SignatureDoesNotMatch",
         }
     }
 
@@ -453,8 +451,9 @@ mod tests {
             "20150830/us-east-1/iam/aws4_request",
             &canonical,
         );
-        assert!(to_sign
-            .ends_with("f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"));
+        assert!(
+            to_sign.ends_with("f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59")
+        );
         assert_eq!(
             signature(SECRET, "20150830", "us-east-1", "iam", &to_sign),
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
@@ -518,7 +517,14 @@ mod tests {
             "post-vanilla"
         );
         assert_eq!(
-            suite("GET", "Param2=value2&Param1=value1", &[], b"", "host;x-amz-date").1,
+            suite(
+                "GET",
+                "Param2=value2&Param1=value1",
+                &[],
+                b"",
+                "host;x-amz-date"
+            )
+            .1,
             "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
             "get-vanilla-query-order-key-case"
         );
@@ -560,7 +566,11 @@ mod tests {
             suite(
                 "GET",
                 "",
-                &[("my-header1", "value2"), ("my-header1", "value2"), ("my-header1", "value1")],
+                &[
+                    ("my-header1", "value2"),
+                    ("my-header1", "value2"),
+                    ("my-header1", "value1")
+                ],
                 b"",
                 "host;my-header1;x-amz-date"
             )
@@ -618,10 +628,7 @@ mod tests {
             body,
         };
         let auth = parse_authorization("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature=c6682f492906cd84ba61485b1f9d331612b29d068f9862a84e5ed8375b1a49f4").unwrap();
-        assert_eq!(
-            verify(&r, &auth, SECRET, at("20150830T123700Z")),
-            Ok(())
-        );
+        assert_eq!(verify(&r, &auth, SECRET, at("20150830T123700Z")), Ok(()));
     }
 
     fn signed_post(secret: &str) -> (HeaderMap, Vec<u8>) {

@@ -43,9 +43,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::faults::{Fault, Faults};
+use crate::request_id;
 use crate::serve::DropConnection;
 use crate::sts::StsFront;
-use crate::request_id;
 
 /// The account and role the fake assigns to its user by default.
 pub const ACCOUNT_ID: &str = "111122223333";
@@ -409,7 +409,7 @@ fn opaque(prefix: &str, len: usize) -> String {
     let mut rng = rand::rng();
     let bytes: Vec<u8> = (0..len * 3 / 4).map(|_| rng.random()).collect();
     let mut body = base64::engine::general_purpose::STANDARD.encode(bytes);
-    crate::with_chars(&mut body, &[b'+', b'/']);
+    crate::with_chars(&mut body, b"+/");
     format!("{prefix}{body}")
 }
 

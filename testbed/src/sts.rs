@@ -558,7 +558,13 @@ fn token_refused(service: &str) -> Response {
 
 /// AWS's authentication, in AWS's order: the header's form, the request time, the scope, the key
 /// (and its session token), the signature, then the session's expiry.
-fn authenticate(front: &StsFront, action: &str, request: &Incoming<'_>) -> Result<Signer, Response> {
+// The refusal is the answer itself; boxing it would only add noise at every return.
+#[allow(clippy::result_large_err)]
+fn authenticate(
+    front: &StsFront,
+    action: &str,
+    request: &Incoming<'_>,
+) -> Result<Signer, Response> {
     let service = service_of(action);
     let refused = |r: sigv4::Refusal| {
         let status = match r {
@@ -583,7 +589,12 @@ fn authenticate(front: &StsFront, action: &str, request: &Incoming<'_>) -> Resul
             "Credential should be scoped to correct service: '{service}'. "
         ))));
     }
-    let minted = front.minted.lock().unwrap().get(&auth.access_key_id).cloned();
+    let minted = front
+        .minted
+        .lock()
+        .unwrap()
+        .get(&auth.access_key_id)
+        .cloned();
     let Some(secret) = front.secret_of(&auth.access_key_id) else {
         return Err(unknown_key(service));
     };
@@ -691,8 +702,7 @@ async fn call(
             );
         }
     }
-    let forwarded = match forward(front, request.headers, request.body.clone(), request.uri).await
-    {
+    let forwarded = match forward(front, request.headers, request.body.clone(), request.uri).await {
         Ok(r) => r,
         Err(e) => return error_xml(503, "ServiceUnavailable", &format!("moto unreachable: {e}")),
     };

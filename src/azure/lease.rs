@@ -3,9 +3,11 @@
 //! the Blob service's "Lease Blob" operation, through the official `azure_storage_blob` crate.
 //!
 //! Authentication: an Entra ID token for the identity-based form (the crate's own bearer
-//! policy), or a SAS — the one given in the connection string, or an account SAS derived from
-//! the account key ([`super::sas`]) and renewed before it expires. Acquiring on a missing blob
-//! (404) creates the container and an empty block blob, then acquires again. When a holder
+//! policy), or a SAS — the one given in the connection string, or, from an account key, a
+//! service SAS on the lease container alone (read and write, renewed before it expires;
+//! [`super::sas`]). Acquiring on a missing blob (404) creates the container (with the account
+//! key, a ten-minute account SAS that can create containers and reach no blob, signed only
+//! then) and an empty block blob, then acquires again. When a holder
 //! finishes it records its outcome in the blob's metadata, then releases; a waiter reads that
 //! with the lease state (`Get Blob Properties`). Errors never carry the request URL (it holds
 //! the SAS).
@@ -28,7 +30,7 @@ use azure_storage_blob::{BlobClient, BlobContainerClient, BlobContainerClientOpt
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::sas::AccountSas;
+use super::sas::{AccountSas, ServiceSas};
 use crate::settings::storage::{StorageAuth, StorageSettings};
 
 /// The container of the lease blobs: ours, apart from the host's.
@@ -127,7 +129,17 @@ impl LeaseStore {
         crate::azure::reference::origin(&self.endpoint)
     }
 
-    /// The SAS query, when the form uses one.
+    /// `spr`: https only, unless the endpoint is plain http (which the settings allow only on
+    /// this machine: an emulator).
+    fn protocol(&self) -> &'static str {
+        if self.endpoint.scheme() == "https" {
+            "https"
+        } else {
+            "https,http"
+        }
+    }
+
+    /// The SAS query for the lease blobs, when the form uses one.
     fn sas(&self) -> Result<Option<SecretString>, LeaseError> {
         match &self.auth {
             Auth::Token(_) => Ok(None),
@@ -144,12 +156,7 @@ impl LeaseStore {
                         return Ok(Some(sas.clone()));
                     }
                 }
-                let protocol = if self.endpoint.scheme() == "https" {
-                    "https"
-                } else {
-                    "https,http"
-                };
-                let sas = AccountSas::for_lease(account, protocol, now)
+                let sas = ServiceSas::for_lease(account, CONTAINER, self.protocol(), now)
                     .query(key)
                     .map_err(|message| LeaseError::Unreachable {
                         endpoint: self.origin(),
@@ -163,6 +170,27 @@ impl LeaseStore {
     }
 
     fn container(&self) -> Result<BlobContainerClient, LeaseError> {
+        self.container_with(self.sas()?)
+    }
+
+    /// The container's client for Create Container: the lease's service SAS cannot create its
+    /// own container, so the account key signs an account SAS for that alone.
+    fn container_for_create(&self) -> Result<BlobContainerClient, LeaseError> {
+        match &self.auth {
+            Auth::AccountKey { account, key, .. } => {
+                let sas = AccountSas::for_creating_containers(account, self.protocol(), Utc::now())
+                    .query(key)
+                    .map_err(|message| LeaseError::Unreachable {
+                        endpoint: self.origin(),
+                        message,
+                    })?;
+                self.container_with(Some(sas))
+            }
+            _ => self.container(),
+        }
+    }
+
+    fn container_with(&self, sas: Option<SecretString>) -> Result<BlobContainerClient, LeaseError> {
         let mut url = self
             .endpoint
             .join(&format!("{CONTAINER}/"))
@@ -170,7 +198,7 @@ impl LeaseStore {
         // The crate takes the URL as is: no trailing slash on a container.
         let path = url.path().trim_end_matches('/').to_string();
         url.set_path(&path);
-        if let Some(sas) = self.sas()? {
+        if let Some(sas) = sas {
             url.set_query(Some(sas.expose_secret()));
         }
         let credential = match &self.auth {
@@ -249,7 +277,7 @@ impl LeaseStore {
     /// blob (only when none exists: another instance may have made and leased it meanwhile).
     async fn create(&self, blob: &BlobClient, code: &str) -> Result<(), LeaseError> {
         if code == "ContainerNotFound" {
-            match self.container()?.create(None).await {
+            match self.container_for_create()?.create(None).await {
                 Ok(_) => {}
                 Err(e) => match self.error("creating the lease container", e) {
                     LeaseError::Refused { status: 409, .. } => {}
@@ -382,5 +410,50 @@ mod tests {
             "https://stapp01.blob.core.windows.net/stsbridge-leases/kv.vault.azure.net-AwsSessionCredentials"
         );
         assert!(store.sas().unwrap().is_none());
+    }
+
+    /// The account-key form signs a service SAS on the lease container (read, write) for the
+    /// lease blobs, and an account SAS that reaches containers only for creating it (issue #27,
+    /// F3: before, one account SAS with read, write and create on every container and blob).
+    #[test]
+    fn an_account_key_signs_a_sas_for_the_lease_container_only() {
+        let settings = crate::settings::storage::parse_connection_string(
+            "DefaultEndpointsProtocol=https;AccountName=stapp01;AccountKey=a2V5PT0=",
+        )
+        .unwrap();
+        let store = LeaseStore::new(
+            &settings,
+            azure_identity::DeveloperToolsCredential::new(None).unwrap(),
+            ClientOptions::default(),
+            Duration::from_secs(20),
+        );
+        let params = |url: &Url| -> HashMap<String, String> {
+            url.query_pairs()
+                .filter(|(k, _)| k != "sig")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        };
+        let blob = store.blob("b").unwrap();
+        let lease = params(blob.url());
+        assert_eq!(lease.get("sr").map(String::as_str), Some("c"), "{lease:?}");
+        assert_eq!(lease.get("sp").map(String::as_str), Some("rw"), "{lease:?}");
+        assert_eq!(lease.get("spr").map(String::as_str), Some("https"));
+        assert!(
+            !lease.contains_key("srt") && !lease.contains_key("ss"),
+            "{lease:?}"
+        );
+        assert_eq!(blob.url().path(), "/stsbridge-leases/b");
+        let create = params(store.container_for_create().unwrap().url());
+        assert_eq!(
+            create.get("srt").map(String::as_str),
+            Some("c"),
+            "{create:?}"
+        );
+        assert_eq!(
+            create.get("sp").map(String::as_str),
+            Some("w"),
+            "{create:?}"
+        );
+        assert_eq!(create.get("ss").map(String::as_str), Some("b"));
     }
 }

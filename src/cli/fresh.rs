@@ -27,9 +27,11 @@ use crate::consumers::web_identity::WebIdentitySource;
 pub const EXEC_MARKER: &str = "STSBRIDGE_EXEC";
 
 /// What `--ecs-server` removes from the child's environment: both SDKs prefer each of these to
-/// the full URI (environment keys, profiles, the ECS relative URI), and a token file wins over
-/// the token.
-pub const SHADOWING: [&str; 9] = [
+/// the full URI (environment keys, profiles, web identity, the ECS relative URI), and a token
+/// file wins over the token. Web identity (issue #27, F7): every SDK tries it before the
+/// container provider, so on an EKS pod (IRSA sets all three) the command would otherwise run
+/// as the pod's role.
+pub const SHADOWING: [&str; 12] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -37,6 +39,9 @@ pub const SHADOWING: [&str; 9] = [
     "AWS_CREDENTIAL_EXPIRATION",
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_SESSION_NAME",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
@@ -122,6 +127,21 @@ pub async fn serve_credentials(
                 .with_context(|| format!("--token-file: reading {}", path.display()))?;
             endpoint::check_token(&text)
                 .with_context(|| format!("--token-file {}", path.display()))?;
+            {
+                use std::os::unix::fs::MetadataExt;
+                let meta = std::fs::metadata(path)
+                    .with_context(|| format!("--token-file: reading {}", path.display()))?;
+                // SAFETY: geteuid(2) cannot fail and touches no memory.
+                let me = unsafe { libc::geteuid() };
+                for warning in endpoint::token_file_warnings(
+                    &path.display().to_string(),
+                    meta.mode(),
+                    meta.uid(),
+                    me,
+                ) {
+                    tracing::warn!("{warning}");
+                }
+            }
             let absolute = std::path::absolute(path)
                 .with_context(|| format!("--token-file: {}", path.display()))?;
             let line = format!(
@@ -222,7 +242,25 @@ pub async fn exec(
     code
 }
 
-/// Runs the child to its end, forwarding SIGINT and SIGTERM; its exit code, shell-style.
+/// Whether `pid`'s process group is the foreground group of this process's controlling
+/// terminal (`tty`, `/dev/tty` opened at start; `None` without one). A Ctrl-C there reaches the
+/// child from the terminal itself, to its whole group; forwarding it too would deliver it twice,
+/// which tools like Terraform take as "stop at once, without cleaning up" (issue #27, F7).
+fn in_terminal_foreground(tty: Option<&std::fs::File>, pid: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let Some(tty) = tty else {
+        return false;
+    };
+    // SAFETY: tcgetpgrp(3) on a descriptor we own, getpgid(2) on our own unreaped child.
+    let (foreground, group) = unsafe { (libc::tcgetpgrp(tty.as_raw_fd()), libc::getpgid(pid)) };
+    foreground > 0 && foreground == group
+}
+
+/// Runs the child to its end, forwarding SIGTERM, and SIGINT unless the child is in the
+/// terminal's foreground process group (a Ctrl-C already reached it); its exit code,
+/// shell-style. A SIGINT sent to stsbridge alone (`kill -INT`) while the child is in the
+/// foreground is therefore not forwarded: the two cannot be told apart, and Ctrl-C is the case
+/// that matters.
 async fn run_child(
     mut cmd: tokio::process::Command,
     program: &OsString,
@@ -245,6 +283,8 @@ async fn run_child(
         }
     };
     let pid = child.id().context("the child has no pid")? as i32;
+    // The controlling terminal, if any (close-on-exec: the child never holds this descriptor).
+    let tty = std::fs::File::open("/dev/tty").ok();
     let forward = |sig: i32| {
         // SAFETY: kill(2) on our own child, which we have not reaped yet.
         unsafe {
@@ -255,7 +295,11 @@ async fn run_child(
         tokio::select! {
             status = child.wait() => break status.context("waiting for the command")?,
             _ = term.recv() => forward(libc::SIGTERM),
-            _ = int.recv() => forward(libc::SIGINT),
+            _ = int.recv() => {
+                if !in_terminal_foreground(tty.as_ref(), pid) {
+                    forward(libc::SIGINT);
+                }
+            }
         }
     };
     Ok(match (status.code(), status.signal()) {
@@ -279,6 +323,9 @@ mod tests {
             "AWS_PROFILE",
             "AWS_DEFAULT_PROFILE",
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_SESSION_NAME",
         ] {
             assert!(SHADOWING.contains(&name), "{name}");
         }

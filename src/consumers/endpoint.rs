@@ -13,6 +13,13 @@
 //! lifetime). An expired set is never served: 503 with a JSON `Code`/`Message` instead.
 //!
 //! The library never binds: [`serve`] takes a bound listener, so tests bind port 0.
+//!
+//! Any local user can connect, token or not (issue #27, F5), so [`serve`] bounds what a
+//! connection can hold: its request headers must arrive within [`HEADER_READ_TIMEOUT`], and at
+//! most [`MAX_CONNECTIONS`] are open at once — at the bound, a new connection closes the oldest
+//! one that is waiting for its client rather than wait for a free place, so connections that
+//! never finish their headers cannot keep a client holding the token out, nor use up the
+//! process's file descriptors (which the Key Vault poll needs too). A wrong token is answered after [`FAILED_ATTEMPT_DELAY`] (F6), never locked out.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -34,6 +41,24 @@ use super::source::{Fresh, Source};
 const SERVE_FLOOR: chrono::Duration = chrono::Duration::seconds(5);
 /// Failed refreshes are retried after 1, 2, 4 … s, never more than a minute apart.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long a connection may take to send a request's headers: from connecting, and again
+/// between requests on a kept-alive connection. Both SDKs send the whole request at once, so
+/// this is generous. hyper 1.x runs one timer for both (it starts whenever the connection waits
+/// for a request head), so an idle kept-alive connection is also closed after 5 s — Node.js's
+/// default too — not after the 60 s issue #27 suggested: keeping it open longer would need a
+/// timer of our own around hyper's I/O and buys nothing here, since clients ask once every few
+/// minutes and reconnect to a loopback port in microseconds.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections open at once. Far above what the endpoint's clients need (they ask every few
+/// minutes; 1000 concurrent requests are answered through these), far below the common limit of
+/// 1024 open files.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a request with a wrong token waits for its 403: a client holding the right token is
+/// never slowed nor refused, and guessing costs this much per attempt and connection.
+pub const FAILED_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+/// How long in-flight answers may take to finish once the endpoint stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The set being served, rendered once: every request copies the same bytes.
 struct Served {
@@ -327,7 +352,11 @@ pub fn app(endpoint: Arc<Endpoint>) -> Router {
         method: Method,
         headers: HeaderMap,
     ) -> Response {
-        endpoint.answer(&method, &headers, Utc::now())
+        let response = endpoint.answer(&method, &headers, Utc::now());
+        if response.status() == StatusCode::FORBIDDEN {
+            tokio::time::sleep(FAILED_ATTEMPT_DELAY).await;
+        }
+        response
     }
     Router::new().fallback(handle).with_state(endpoint)
 }
@@ -339,11 +368,221 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(endpoint.clone().refresh_forever());
-    let result = axum::serve(listener, app(endpoint))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = serve_bounded(
+        listener,
+        app(endpoint),
+        shutdown,
+        HEADER_READ_TIMEOUT,
+        MAX_CONNECTIONS,
+    )
+    .await;
     refresher.abort();
     result
+}
+
+/// HTTP/1.1 with a header-read timeout and a bound on open connections; `axum::serve` has
+/// neither. Connections live in a `JoinSet` (aborted when this returns) and, in the order they
+/// came, in `open`.
+///
+/// At the bound, the oldest connection that is *waiting for its client* — its last read found
+/// nothing: headers left unfinished, or idle between requests — is closed to make room for the
+/// new one. One that has not been read yet, or has a request in hand, is never closed: under a
+/// burst of real requests the accept loop runs ahead of the connections' tasks, and closing
+/// those unread would drop requests that were about to be answered. When no connection is
+/// waiting, accepting waits for one to finish (the kernel's backlog holds the rest).
+async fn serve_bounded(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    header_read_timeout: Duration,
+    max_connections: usize,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::collections::VecDeque;
+
+    struct Open {
+        task: tokio::task::AbortHandle,
+        waiting: Arc<WaitingSince>,
+    }
+    /// Closes the oldest connection that has waited for its client for [`WAITING_GRACE`];
+    /// `false` when none has.
+    fn close_oldest_waiting(open: &mut VecDeque<Open>) -> bool {
+        match open
+            .iter()
+            .position(|c| c.waiting.longer_than(WAITING_GRACE))
+        {
+            Some(i) => {
+                if let Some(c) = open.remove(i) {
+                    // Aborting its task drops its socket.
+                    c.task.abort();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut open: VecDeque<Open> = VecDeque::new();
+    tokio::pin!(shutdown);
+    'accepting: loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (other work in the process holds some): make room, and
+                // give the aborted task a moment to close its socket. Any other error belongs
+                // to one connection that went away before it was accepted.
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    tracing::debug!("accepting a connection: {e}; closing the oldest idle one");
+                    close_oldest_waiting(&mut open);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                continue;
+            }
+        };
+        // Room for it: a connection that finished, or the oldest waiting one closed. Until
+        // then nothing else is accepted (the kernel's backlog holds the next ones).
+        loop {
+            while connections.try_join_next().is_some() {}
+            open.retain(|c| !c.task.is_finished());
+            if open.len() < max_connections || close_oldest_waiting(&mut open) {
+                break;
+            }
+            tokio::select! {
+                _ = &mut shutdown => break 'accepting,
+                _ = connections.join_next() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        let waiting = Arc::new(WaitingSince::default());
+        let io = TokioIo::new(Watched {
+            stream,
+            waiting: waiting.clone(),
+        });
+        let connection = http.serve_connection(io, service.clone());
+        let mut stopping = stopping.clone();
+        let task = connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    // Finishes an answer in flight, then closes (idle ones close at once).
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        open.push_back(Open { task, waiting });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// How long a connection must have waited for its client before it may be closed to make room.
+/// Even on a loopback connection, a client writes its request a moment after connecting (under
+/// a burst, many moments: a thousand concurrent requests from one thread), and that moment looks
+/// exactly like a client that never sends; this is far longer than such a moment, and far
+/// shorter than the header-read timeout, so stalled connections still make room quickly.
+const WAITING_GRACE: Duration = Duration::from_millis(500);
+
+/// Since when a connection's reads have found nothing (it waits for its client: headers left
+/// unfinished, or idle between requests); never, while it has something to read.
+struct WaitingSince(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Default for WaitingSince {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl WaitingSince {
+    fn set(&self, waiting: bool) {
+        // A std mutex: held for a few instructions, never across an await.
+        let mut since = self.0.lock().expect("no panic while held");
+        match (waiting, *since) {
+            (true, None) => *since = Some(std::time::Instant::now()),
+            (false, Some(_)) => *since = None,
+            _ => {}
+        }
+    }
+
+    fn longer_than(&self, grace: Duration) -> bool {
+        self.0
+            .lock()
+            .expect("no panic while held")
+            .is_some_and(|since| since.elapsed() >= grace)
+    }
+}
+
+/// A connection's socket that records since when its reads have found nothing, for
+/// [`serve_bounded`]'s choice of which connection to close.
+struct Watched {
+    stream: tokio::net::TcpStream,
+    waiting: Arc<WaitingSince>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let read = std::pin::Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.waiting.set(read.is_pending());
+        read
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// The addresses the endpoint may listen on: the SDKs accept plain http only to loopback and
@@ -382,8 +621,13 @@ pub fn generate_token() -> anyhow::Result<SecretString> {
     ))
 }
 
+/// The shortest token `--token-file` may hold (issue #27, F6): guessing one costs
+/// [`FAILED_ATTEMPT_DELAY`] per attempt and connection, which only a long token makes hopeless.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// Checks a token read from `--token-file`. Both SDKs send the file's bytes as they are, so a
 /// trailing newline (what `echo` and most editors write) would never match: refused, not trimmed.
+/// Errors never quote the token.
 pub fn check_token(text: &str) -> anyhow::Result<()> {
     anyhow::ensure!(!text.is_empty(), "--token-file is empty");
     anyhow::ensure!(
@@ -396,7 +640,38 @@ pub fn check_token(text: &str) -> anyhow::Result<()> {
             && !text.ends_with(' '),
         "--token-file must hold printable ASCII only (an HTTP header value), without leading or trailing spaces"
     );
+    anyhow::ensure!(
+        text.len() >= MIN_TOKEN_CHARS,
+        "--token-file holds a token of {} characters; it needs at least {MIN_TOKEN_CHARS} (without --token-file, serve-credentials generates one of 43; to make one: head -c 32 /dev/urandom | base64 | tr -d '\\n=')",
+        text.len()
+    );
     Ok(())
+}
+
+/// Warnings about who else can read or change a `--token-file` (issue #27, F6), from its mode,
+/// its owner and this process's effective user (pure). Anyone who reads the token takes the
+/// credentials; anyone who can write it (its owner, or a group- or world-writable mode) can set
+/// a token they know. A file root owns is no warning: root reads every file anyway, and
+/// Kubernetes and Container Apps mount secrets as root's.
+pub fn token_file_warnings(path: &str, mode: u32, owner: u32, me: u32) -> Vec<String> {
+    let mut warnings = vec![];
+    if mode & 0o077 != 0 {
+        let who = match (mode & 0o070 != 0, mode & 0o007 != 0) {
+            (true, true) => "its group and every other user",
+            (true, false) => "its group",
+            _ => "every other user",
+        };
+        warnings.push(format!(
+            "--token-file {path} is open to {who} (mode {:04o}): whoever reads it can take the credentials this endpoint serves; make it private (chmod 600 {path})",
+            mode & 0o7777
+        ));
+    }
+    if owner != me && owner != 0 {
+        warnings.push(format!(
+            "--token-file {path} belongs to another user (uid {owner}), who can read it and change the token; use a file of your own"
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -500,9 +775,9 @@ mod tests {
 
     #[test]
     fn a_token_file_with_a_line_break_is_refused() {
-        assert!(check_token("s3cr3t-token").is_ok());
-        assert!(check_token("Bearer abc").is_ok());
-        assert!(check_token("s3cr3t-token\n")
+        assert!(check_token("s3cr3t-token-of-sixteen").is_ok());
+        assert!(check_token("Bearer abcdefghijklmnop").is_ok());
+        assert!(check_token("s3cr3t-token-of-sixteen\n")
             .unwrap_err()
             .to_string()
             .contains("line break"));
@@ -511,6 +786,36 @@ mod tests {
         let generated = generate_token().unwrap();
         assert_eq!(generated.expose_secret().len(), 43);
         assert!(check_token(generated.expose_secret()).is_ok());
+    }
+
+    /// Issue #27, F6: a short token is refused, without being quoted.
+    #[test]
+    fn a_token_shorter_than_sixteen_characters_is_refused() {
+        let e = check_token("s3cr3t-fifteen!").unwrap_err().to_string();
+        assert!(e.contains("at least 16") && !e.contains("s3cr3t"), "{e}");
+        assert!(check_token("x").is_err());
+        assert!(check_token("s3cr3t-sixteen!!").is_ok());
+    }
+
+    /// Issue #27, F6: a token file others can read or change, or another user owns, is warned
+    /// about; a private one of one's own (or root's, as Kubernetes mounts secrets) is not.
+    #[test]
+    fn a_token_file_open_to_others_or_owned_by_another_user_is_warned_about() {
+        assert!(token_file_warnings("t", 0o100600, 1000, 1000).is_empty());
+        assert!(token_file_warnings("t", 0o100400, 0, 1000).is_empty());
+        let w = token_file_warnings("/tmp/t", 0o100644, 1000, 1000);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("its group and every other user") && w[0].contains("0644"),
+            "{w:?}"
+        );
+        let w = token_file_warnings("t", 0o100640, 1000, 1000);
+        assert!(w[0].contains("its group (mode 0640)"), "{w:?}");
+        let w = token_file_warnings("t", 0o100602, 1000, 1000);
+        assert!(w[0].contains("every other user"), "{w:?}");
+        let w = token_file_warnings("t", 0o100600, 1001, 1000);
+        assert!(w[0].contains("uid 1001"), "{w:?}");
+        assert_eq!(token_file_warnings("t", 0o100644, 1001, 0).len(), 2);
     }
 
     #[test]
@@ -534,5 +839,78 @@ mod tests {
         assert!(v.get("SessionToken").is_none());
         assert_eq!(v["AccountId"], "123456789012");
         assert!(v["Expiration"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// A server with small bounds, and a way to tell whether a connection was closed.
+    async fn bounded(
+        header_read_timeout: Duration,
+        max: usize,
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = Router::new().fallback(|| async { "ok" });
+        tokio::spawn(serve_bounded(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            header_read_timeout,
+            max,
+        ));
+        (addr, stop)
+    }
+
+    /// Whether the server closed `stream` (EOF or reset within `within`).
+    async fn closed(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+
+    async fn stalled(addr: SocketAddr) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_never_finishes_its_headers_is_closed_after_the_timeout() {
+        let (addr, _stop) = bounded(Duration::from_millis(300), 8).await;
+        let mut s = stalled(addr).await;
+        assert!(!closed(&mut s, Duration::from_millis(100)).await);
+        assert!(closed(&mut s, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test]
+    async fn at_the_bound_the_oldest_waiting_connection_makes_room_for_a_new_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (addr, _stop) = bounded(Duration::from_secs(30), 2).await;
+        let mut first = stalled(addr).await;
+        let mut second = stalled(addr).await;
+        tokio::time::sleep(WAITING_GRACE + Duration::from_millis(200)).await;
+
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            closed(&mut first, Duration::from_secs(1)).await,
+            "the oldest made room"
+        );
+        assert!(!closed(&mut second, Duration::from_millis(200)).await);
     }
 }

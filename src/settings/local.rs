@@ -28,6 +28,14 @@ pub fn export_local_settings(path: &std::path::Path) -> anyhow::Result<()> {
                 path.display()
             );
         }
+        // A file handed over must not vouch for the host it sends the storage token to
+        // (issue #27, F3): that trust comes from the operator's own environment.
+        if k == super::storage::TRUST_SETTING {
+            anyhow::bail!(
+                "{}: Values sets {k}, which is honoured only from the environment, never from a --settings file: a settings file cannot vouch for the host it sends the storage token to. Remove it from the file (and export it yourself if you trust that host)",
+                path.display()
+            );
+        }
         if v.contains('\0') {
             anyhow::bail!(
                 "{}: the value of {k} holds a NUL character, which an environment variable cannot hold",
@@ -41,4 +49,30 @@ pub fn export_local_settings(path: &std::path::Path) -> anyhow::Result<()> {
         std::env::set_var(k, v);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #27, F3: the host trust for the storage token never comes from a file handed over;
+    /// the file is refused whole, before anything is exported.
+    #[test]
+    fn a_settings_file_cannot_trust_a_storage_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("local.settings.json");
+        std::fs::write(
+            &file,
+            r#"{"Values": {"StsbridgeLocalTestMarker": "x",
+                "AzureWebJobsStorage__blobServiceUri": "https://collector.example.com",
+                "RotationLeaseStorageHost": "collector.example.com"}}"#,
+        )
+        .unwrap();
+        let e = format!("{:#}", export_local_settings(&file).unwrap_err());
+        assert!(
+            e.contains("RotationLeaseStorageHost") && e.contains("environment"),
+            "{e}"
+        );
+        assert!(std::env::var_os("StsbridgeLocalTestMarker").is_none());
+    }
 }

@@ -500,9 +500,13 @@ fn read_storage(r: &mut Reader) -> Option<storage::StorageSettings> {
         blob_service_uri: r.get("AzureWebJobsStorage__blobServiceUri"),
         credential: r.get("AzureWebJobsStorage__credential"),
         client_id: r.get("AzureWebJobsStorage__clientId"),
+        trusted_host: r.get("RotationLeaseStorageHost"),
     };
     match storage::parse(raw) {
-        Ok(Some(s)) => Some(s),
+        Ok(Some(s)) => {
+            r.warnings.extend(s.warning.clone());
+            Some(s)
+        }
         Ok(None) => {
             r.warnings.push("AzureWebJobsStorage is not set: rotations are not coordinated across instances (no rotation lease), so scaled-out instances or a CLI run may each mint; in Azure the Functions host sets it".into());
             None

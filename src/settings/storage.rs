@@ -13,6 +13,14 @@
 //! When `AzureWebJobsStorage` holds a value, the host uses it as the connection string and
 //! ignores the `__` children; so does this parser. Parsing is pure; the adapter is
 //! [`crate::azure::lease`].
+//!
+//! Where the credentials may go (issue #27, F3): a SAS only over https, or plain http to this
+//! machine (an emulator); the identity form's Entra ID token — good on every storage account the
+//! identity reaches — only to an Azure Storage blob endpoint ([`AZURE_BLOB_SUFFIXES`]) or this
+//! machine, or to a host `RotationLeaseStorageHost` names (with a warning). That setting is the
+//! "setting that names the host explicitly": `AzureWebJobsStorage__blobServiceUri` names a host
+//! too, but it is exactly what a hostile settings file would set, so it cannot vouch for itself;
+//! and `--settings` files may not set `RotationLeaseStorageHost` ([`super::local`]).
 
 use secrecy::SecretString;
 use url::Url;
@@ -21,6 +29,21 @@ use url::Url;
 pub const DEV_ACCOUNT: &str = "devstoreaccount1";
 const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The blob endpoints of Azure Storage's clouds: public (and its private endpoints,
+/// `<account>.privatelink.blob.core.windows.net`), US Government, China (21Vianet), and the
+/// public cloud's Azure DNS zone endpoints (`<account>.z00.blob.storage.azure.net`, preview,
+/// retiring in 2027). Azure Germany (`blob.core.cloudapi.de`) closed in 2021. Anything else
+/// (Azure Stack Hub, a custom domain) needs `RotationLeaseStorageHost`.
+pub const AZURE_BLOB_SUFFIXES: [&str; 4] = [
+    ".blob.core.windows.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+    ".blob.storage.azure.net",
+];
+
+/// The setting that trusts a host outside [`AZURE_BLOB_SUFFIXES`] with the identity form's token.
+pub const TRUST_SETTING: &str = "RotationLeaseStorageHost";
 
 /// How the lease store authenticates.
 #[derive(Clone)]
@@ -44,6 +67,9 @@ pub struct StorageSettings {
     pub auth: StorageAuth,
     /// Which form it was given in, for `check` and the docs (never the key).
     pub form: &'static str,
+    /// A start-up warning about where the credentials go (a host trusted by
+    /// `RotationLeaseStorageHost`).
+    pub warning: Option<String>,
 }
 
 impl std::fmt::Debug for StorageSettings {
@@ -78,6 +104,9 @@ pub struct Raw<'a> {
     pub blob_service_uri: Option<&'a str>,
     pub credential: Option<&'a str>,
     pub client_id: Option<&'a str>,
+    /// `RotationLeaseStorageHost`: a host the identity form may send its token to besides
+    /// Azure Storage's own.
+    pub trusted_host: Option<&'a str>,
 }
 
 /// The storage settings; `Ok(None)` when none is given. `Err` is `(setting, message)`.
@@ -117,6 +146,7 @@ pub fn parse(raw: Raw) -> Result<Option<StorageSettings>, (&'static str, String)
             "must be https: an Entra ID token is never sent in plain http".into(),
         ));
     }
+    let warning = check_token_host(&endpoint, raw.trusted_host)?;
     Ok(Some(StorageSettings {
         blob_endpoint: endpoint,
         auth: StorageAuth::Identity {
@@ -127,7 +157,56 @@ pub fn parse(raw: Raw) -> Result<Option<StorageSettings>, (&'static str, String)
         } else {
             "identity-based"
         },
+        warning,
     }))
+}
+
+fn is_azure_blob_host(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    AZURE_BLOB_SUFFIXES
+        .iter()
+        .any(|s| host.len() > s.len() && host.ends_with(s))
+}
+
+/// Where the identity form may send its token: Azure Storage's blob endpoints and this
+/// machine; another host only when `RotationLeaseStorageHost` names it (then a warning).
+fn check_token_host(
+    endpoint: &Url,
+    trusted: Option<&str>,
+) -> Result<Option<String>, (&'static str, String)> {
+    let host = endpoint.host_str().unwrap_or_default();
+    let trusted = trusted.map(str::trim).filter(|t| !t.is_empty());
+    if is_azure_blob_host(host) || crate::net::is_loopback(endpoint) {
+        return Ok(None);
+    }
+    match trusted {
+        Some(t) if t.eq_ignore_ascii_case(host) => Ok(Some(format!(
+            "AzureWebJobsStorage__blobServiceUri: the lease store's Entra ID token (good on every storage account the identity reaches) is sent to {host}, which is not an Azure Storage blob endpoint; RotationLeaseStorageHost trusts it"
+        ))),
+        Some(t) => Err((
+            "RotationLeaseStorageHost",
+            format!("names '{t}', but the host of AzureWebJobsStorage__blobServiceUri is {host}"),
+        )),
+        None => Err((
+            "AzureWebJobsStorage__blobServiceUri",
+            format!(
+                "{host} is not an Azure Storage blob endpoint (*{}) nor this machine: the lease store's Entra ID token is good on every storage account the identity reaches, so it is not sent there. If you trust {host} (Azure Stack Hub, a custom domain), set RotationLeaseStorageHost={host} in the environment",
+                AZURE_BLOB_SUFFIXES.join(", *")
+            ),
+        )),
+    }
+}
+
+/// A SAS (or a key's SAS) crosses the network only in https: plain http only to this machine.
+fn check_transport(settings: StorageSettings) -> Result<StorageSettings, String> {
+    let url = &settings.blob_endpoint;
+    if url.scheme() == "https" || crate::net::is_loopback(url) {
+        return Ok(settings);
+    }
+    Err(format!(
+        "sends the lease store's shared access signature in plain http to {}: use https (plain http only for an emulator on this machine: 127.0.0.0/8, ::1, localhost)",
+        url.host_str().unwrap_or("?")
+    ))
 }
 
 fn check_account_name(name: &str) -> Result<(), String> {
@@ -163,8 +242,13 @@ fn endpoint_url(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// A storage connection string (pure). Keys are case-insensitive; a value may contain `=`.
+/// A storage connection string (pure), refused when it would send its SAS in plain http off
+/// this machine. Keys are case-insensitive; a value may contain `=`.
 pub fn parse_connection_string(cs: &str) -> Result<StorageSettings, String> {
+    connection_string_fields(cs).and_then(check_transport)
+}
+
+fn connection_string_fields(cs: &str) -> Result<StorageSettings, String> {
     let mut fields = std::collections::HashMap::new();
     for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
@@ -190,6 +274,7 @@ pub fn parse_connection_string(cs: &str) -> Result<StorageSettings, String> {
                 key: SecretString::from(DEV_KEY.to_string()),
             },
             form: "connection string, development storage",
+            warning: None,
         });
     }
     let account = get("accountname");
@@ -208,6 +293,7 @@ pub fn parse_connection_string(cs: &str) -> Result<StorageSettings, String> {
             blob_endpoint: endpoint,
             auth: StorageAuth::Sas(SecretString::from(sas.trim_start_matches('?').to_string())),
             form: "connection string, shared access signature",
+            warning: None,
         });
     }
     let Some(account) = account else {
@@ -236,6 +322,7 @@ pub fn parse_connection_string(cs: &str) -> Result<StorageSettings, String> {
             key: SecretString::from(key.to_string()),
         },
         form: "connection string, account key",
+        warning: None,
     })
 }
 
@@ -386,5 +473,88 @@ mod tests {
         assert!(!s.describe().contains("c2VjcmV0"));
         assert!(!format!("{s:?}").contains("c2VjcmV0"));
         assert!(s.describe().contains("account stapp01"));
+    }
+
+    /// Issue #27, F3: a SAS never crosses the network in plain http; loopback (an emulator) may.
+    #[test]
+    fn plain_http_off_this_machine_is_refused_naming_the_setting() {
+        for refused in [
+            "DefaultEndpointsProtocol=http;AccountName=stapp01;AccountKey=a2V5PT0=",
+            "AccountName=stapp01;AccountKey=a2V5PT0=;BlobEndpoint=http://10.0.0.5:10000/stapp01",
+            "BlobEndpoint=http://stapp01.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&sig=abc",
+            "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://10.0.0.5",
+        ] {
+            let e = parse(Raw {
+                connection_string: Some(refused),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.0, "AzureWebJobsStorage", "{refused}");
+            assert!(e.1.contains("plain http") && !e.1.contains("a2V5PT0=") && !e.1.contains("sig=abc"), "{}", e.1);
+        }
+        for allowed in [
+            "UseDevelopmentStorage=true",
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5PT0=;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1",
+            "AccountName=stapp01;AccountKey=a2V5PT0=;BlobEndpoint=http://localhost:10000/stapp01",
+            "DefaultEndpointsProtocol=https;AccountName=stapp01;AccountKey=a2V5PT0=",
+        ] {
+            assert!(parse_connection_string(allowed).is_ok(), "{allowed}");
+        }
+    }
+
+    fn identity(
+        uri: &str,
+        trusted: Option<&str>,
+    ) -> Result<StorageSettings, (&'static str, String)> {
+        parse(Raw {
+            blob_service_uri: Some(uri),
+            credential: Some("managedidentity"),
+            trusted_host: trusted,
+            ..Default::default()
+        })
+        .map(Option::unwrap)
+    }
+
+    /// Issue #27, F3: the identity form's token goes to Azure Storage's blob endpoints (every
+    /// cloud) and this machine; another host only when `RotationLeaseStorageHost` names it.
+    #[test]
+    fn the_identity_token_goes_only_to_azure_storage_this_machine_or_a_host_named_to_trust() {
+        for ok in [
+            "https://stapp01.blob.core.windows.net",
+            "https://stapp01.privatelink.blob.core.windows.net/",
+            "https://stapp01.blob.core.usgovcloudapi.net",
+            "https://stapp01.blob.core.chinacloudapi.cn",
+            "https://stapp01.z17.blob.storage.azure.net",
+            "https://STAPP01.BLOB.CORE.WINDOWS.NET",
+            "https://127.0.0.1:10000/devstoreaccount1",
+            "https://localhost:10000/devstoreaccount1",
+        ] {
+            let s = identity(ok, None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+            assert!(s.warning.is_none(), "{ok}");
+        }
+        for refused in [
+            "https://collector.example.com",
+            "https://blob.core.windows.net",
+            "https://stapp01.blob.core.windows.net.example.com",
+            "https://stapp01.blob.core.cloudapi.de",
+            "https://evil-blob.core.windows.net.attacker.io",
+        ] {
+            let e = identity(refused, None).unwrap_err();
+            assert_eq!(e.0, "AzureWebJobsStorage__blobServiceUri", "{refused}");
+            assert!(e.1.contains("RotationLeaseStorageHost="), "{}", e.1);
+        }
+        let trusted = identity(
+            "https://stapp01.blob.local.azurestack.external",
+            Some("stapp01.blob.local.azurestack.external"),
+        )
+        .unwrap();
+        let warning = trusted.warning.unwrap();
+        assert!(
+            warning.contains("stapp01.blob.local.azurestack.external")
+                && warning.contains("RotationLeaseStorageHost"),
+            "{warning}"
+        );
+        let e = identity("https://collector.example.com", Some("other.example.com")).unwrap_err();
+        assert_eq!(e.0, "RotationLeaseStorageHost");
     }
 }

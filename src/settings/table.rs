@@ -132,6 +132,7 @@ pub const SETTINGS: &[Def] = &[
     def("AzureResourceManagerEndpoint", App, Text, Some("https://management.azure.com"), "the Resource Manager endpoint (the token is for <endpoint>/.default)"),
     // One rotation across instances (issue #17): a blob lease per target in the app's storage.
     def("RotationLeaseSeconds", App, Number { min: 15, max: 60 }, Some("20"), "the rotation lease's duration; renewed while a run lasts, it expires by itself when a holder dies"),
+    def("RotationLeaseStorageHost", App, Text, None, "a host other than Azure Storage's that identity-based storage may send its token to (from the environment only, never a --settings file)"),
     // Read by the Functions host.
     def("TimerSchedule", App, Text, None, "TimerRotate's six-field NCRONTAB schedule"),
     // Standard variables.

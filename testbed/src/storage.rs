@@ -15,7 +15,9 @@
 //! [`Azurite::set_down`] makes the relay refuse storage (connections closed unanswered) and
 //! [`Azurite::set_down`]`(false)` brings it back with its blobs: the soak's "storage down".
 //! [`Azurite::set_hang`] makes it accept connections and never answer (a storage front that
-//! stalls: only a client's own timeout ends the wait).
+//! stalls: only a client's own timeout ends the wait). Over plain http the relay also notes
+//! every request's method, path and query parameters, never a SAS signature
+//! ([`Azurite::requests`]): what a client's SAS grants is visible in its parameters.
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -33,6 +35,47 @@ use crate::child::{spawn_announcing, Stream};
 pub const ACCOUNT: &str = "devstoreaccount1";
 pub const ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A request a client sent to storage (plain http only), as the relay saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageRequest {
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query parameters, except `sig` (a SAS signature is never kept).
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Whether the query carried a `sig` (a SAS).
+    pub signed: bool,
+}
+
+impl StorageRequest {
+    /// A request head at the start of a chunk (`GET /path?query HTTP/1.1`), if it is one.
+    fn parse(chunk: &[u8]) -> Option<StorageRequest> {
+        let line = chunk.split(|&b| b == b'\r').next()?;
+        let line = std::str::from_utf8(line).ok()?;
+        let mut parts = line.split(' ');
+        let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+        if !version.starts_with("HTTP/") || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let url = url::Url::parse(&format!("http://relay{target}")).ok()?;
+        let mut params = std::collections::BTreeMap::new();
+        let mut signed = false;
+        for (k, v) in url.query_pairs() {
+            if k == "sig" {
+                signed = true;
+            } else {
+                params.insert(k.into_owned(), v.into_owned());
+            }
+        }
+        Some(StorageRequest {
+            method: method.to_string(),
+            path: url.path().to_string(),
+            params,
+            signed,
+        })
+    }
+}
 
 /// How clients authenticate to Azurite.
 #[derive(Clone, Debug)]
@@ -53,6 +96,7 @@ pub struct Azurite {
     latency: Arc<Mutex<Duration>>,
     down: Arc<AtomicBool>,
     hang: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<StorageRequest>>>,
     relay: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -124,6 +168,7 @@ impl Azurite {
                 latency: Arc::default(),
                 down: Arc::default(),
                 hang: Arc::default(),
+                requests: Arc::default(),
                 relay: None,
                 _dir: dir,
             };
@@ -168,6 +213,7 @@ impl Azurite {
         let latency = self.latency.clone();
         let down = self.down.clone();
         let hang = self.hang.clone();
+        let requests = self.requests.clone();
         self.relay = Some(tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if down.load(Ordering::SeqCst) {
@@ -183,6 +229,7 @@ impl Azurite {
                 let latency = latency.clone();
                 let down = down.clone();
                 let hang = hang.clone();
+                let requests = requests.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                     else {
@@ -209,6 +256,10 @@ impl Azurite {
                             if hang.load(Ordering::SeqCst) {
                                 continue;
                             }
+                            // The lease's requests are small: one chunk starts with one head.
+                            if let Some(r) = StorageRequest::parse(&buf[..n]) {
+                                requests.lock().unwrap().push(r);
+                            }
                             sw.write_all(&buf[..n]).await?;
                         }
                     };
@@ -223,6 +274,11 @@ impl Azurite {
             }
         }));
         Ok(())
+    }
+
+    /// Every request clients sent so far (plain http only; see [`StorageRequest`]).
+    pub fn requests(&self) -> Vec<StorageRequest> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// Latency added to every request to storage.

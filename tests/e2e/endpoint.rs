@@ -11,6 +11,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use testbed::{Fault, Rule, TestBed};
 
 use crate::support::{assert_no_secrets, capture, cli_command, run_cli, settings, BIN};
@@ -41,9 +42,34 @@ struct Failed {
 
 impl Served {
     async fn start(env: &HashMap<String, String>, args: &[&str]) -> Result<Served, Failed> {
+        Self::start_with(env, args, None).await
+    }
+
+    /// [`Served::start`], with its open-file limit (`RLIMIT_NOFILE`) set to `nofile`.
+    async fn start_with(
+        env: &HashMap<String, String>,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Served, Failed> {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = cli_command(env, home.path());
         cmd.arg("serve-credentials").args(args);
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit(2) only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawn serve-credentials");
         let stderr = capture(child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -799,4 +825,432 @@ async fn exec_ecs_server_with_web_identity_serves_the_aws_cli_without_a_vault() 
     assert_eq!(caller_calls(&bed), vec![(Some(minted), 200)]);
     assert!(bed.vault.log().is_empty(), "no vault involved");
     assert_no_secrets(&bed, &[&out.text()]);
+}
+
+/// The descriptors a process holds open (its sockets among them).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Raises this test process's own open-file limit to `n` (or its hard limit), so that it can
+/// hold thousands of connections itself.
+fn raise_own_nofile(n: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < n {
+            limit.rlim_cur = n.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+/// Issue #27, F5: with the common limit of 1024 open files, 2,000 connections that never finish
+/// their headers (any local user can open them, without the token) no longer keep a client
+/// holding the token out: it is answered at once, the endpoint never holds more than 256
+/// connections, closes the stalled ones after the 5 s header timeout, and keeps serving. Before,
+/// the endpoint accepted until it ran out of descriptors and the client got no answer (17 s in
+/// the report; here, none within 10 s).
+#[tokio::test]
+async fn two_thousand_stalled_connections_never_keep_the_token_holder_out() {
+    use tokio::io::AsyncWriteExt;
+    raise_own_nofile(8192);
+    let (bed, env) = published().await;
+    let mut served = Served::start_with(&env, &[], Some(1024)).await.unwrap();
+    let token = served.token.clone().unwrap();
+    let addr = served
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let pid = served.child.id();
+    let baseline = open_fds(pid);
+
+    // The kernel's backlog holds a thousand; the rest are retried by TCP (after 1 s, 3 s …)
+    // until the endpoint has made room for them.
+    let connecting = Instant::now();
+    let stalled = join_all((0..2000).map(|_| async {
+        let connect = tokio::net::TcpStream::connect(&addr);
+        let mut stream = tokio::time::timeout(Duration::from_secs(15), connect)
+            .await
+            .ok()?
+            .ok()?;
+        // Half a request head, and then nothing.
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .ok()?;
+        Some(stream)
+    }))
+    .await;
+    let connected_in = connecting.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = open_fds(pid);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let get = || async {
+        http.get(&served.url)
+            .header("authorization", &token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    };
+    let started = Instant::now();
+    let status = get().await;
+    let waited = started.elapsed();
+    // The stalled connections (still open on this side) are all closed by the header timeout
+    // once the endpoint has taken the last of them from the backlog.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = open_fds(pid);
+    while after > baseline + 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        after = open_fds(pid);
+    }
+    let drained_in = connecting.elapsed();
+    let later = get().await;
+    let connected = stalled.iter().flatten().count();
+    drop(stalled);
+    let last = get().await;
+
+    assert_eq!(
+        status,
+        Ok(200),
+        "the token holder is answered (after {waited:?})"
+    );
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(
+        connected, 2000,
+        "every stalled connection was accepted ({connected_in:?})"
+    );
+    eprintln!("2000 stalled connections connected in {connected_in:?}; the token holder answered in {waited:?}; {held} descriptors held ({baseline} before), {after} {drained_in:?} after the first connect");
+    assert!(
+        held <= baseline + 256 + 16,
+        "at most 256 connections open: {held} descriptors ({baseline} before)"
+    );
+    assert!(
+        after <= baseline + 4,
+        "stalled connections closed after the header timeout: {after} descriptors ({baseline} before)"
+    );
+    assert_eq!(
+        (later, last),
+        (Ok(200), Ok(200)),
+        "and the endpoint keeps serving"
+    );
+    assert!(served.child.try_wait().unwrap().is_none(), "still running");
+    assert_no_secrets(&bed, &[&served.stderr(), &served.lines[0]]);
+}
+
+/// Issue #27, F6: on a shared host the token is what stands between every local user and the
+/// credentials. A token file others can read, or another user owns, is warned about (the token
+/// never quoted); a token shorter than 16 characters never starts; a wrong token is answered
+/// only after a fixed delay, and no number of wrong attempts ever refuses the right one.
+#[tokio::test]
+async fn a_weak_or_shared_token_is_refused_or_warned_about_and_guesses_are_slowed_never_locked_out()
+{
+    use std::os::unix::fs::PermissionsExt;
+    let (bed, env) = published().await;
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "fifteen-chars!!").unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = dir.path().join("shared");
+    let token = "a-token-on-a-shared-host-0123456789";
+    std::fs::write(&shared, token).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // SAFETY: geteuid(2) cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Another user's file (nobody's), as a root test runner can make one.
+        std::os::unix::fs::chown(&shared, Some(65534), None).unwrap();
+    }
+
+    let refused = Served::start(&env, &["--token-file", short.to_str().unwrap()])
+        .await
+        .err()
+        .unwrap();
+    let mut served = Served::start(&env, &["--token-file", shared.to_str().unwrap()])
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |authorization: &'static str| {
+        let request = http.get(&served.url).header("authorization", authorization);
+        async move {
+            let started = Instant::now();
+            let status = request.send().await.unwrap().status().as_u16();
+            (status, started.elapsed())
+        }
+    };
+    let (wrong, wrong_took) = get("a-wrong-guess-of-thirty-five-chars!").await;
+    // Fifty wrong guesses in flight, and the right token among them.
+    let guesses = join_all((0..50).map(|_| get("another-wrong-guess-0123456789")));
+    let (right, (right_status, right_took)) = tokio::join!(guesses, get(token));
+    let (after, _) = served.get(Some(token)).await;
+
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("at least 16"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("fifteen-chars"),
+        "the short token is not quoted"
+    );
+    let stderr = served.stderr();
+    assert!(
+        stderr.contains("is open to its group and every other user (mode 0644)"),
+        "{stderr}"
+    );
+    if root {
+        assert!(
+            stderr.contains("belongs to another user (uid 65534)"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(wrong, 403);
+    assert!(wrong_took >= Duration::from_millis(250), "{wrong_took:?}");
+    assert!(right.iter().all(|(s, _)| *s == 403));
+    assert_eq!(right_status, 200, "never locked out");
+    assert!(
+        right_took < Duration::from_millis(250),
+        "never slowed: {right_took:?}"
+    );
+    assert_eq!(after, 200);
+    assert!(!stderr.contains(token) && !refused.stderr.contains(token));
+    assert_no_secrets(&bed, &[&stderr, &refused.stderr, &served.lines.join("\n")]);
+}
+
+/// Issue #27, F7: on an EKS pod (IRSA) `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE` and
+/// `AWS_ROLE_SESSION_NAME` are set, and every SDK tries web identity before the container
+/// provider: `exec --ecs-server` removes them, so the command runs with the endpoint's
+/// credentials, not as the pod's role. Before, all three reached the command.
+#[tokio::test]
+async fn exec_ecs_server_hides_the_pods_web_identity() {
+    let (bed, mut env) = published().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("eks-token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwb2QifQ.c2ln").unwrap();
+    env.insert(
+        "AWS_ROLE_ARN".into(),
+        "arn:aws:iam::123456789012:role/the-pods-role".into(),
+    );
+    env.insert(
+        "AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+        token_file.display().to_string(),
+    );
+    env.insert("AWS_ROLE_SESSION_NAME".into(), "the-pod".into());
+    env.insert("AWS_DEFAULT_REGION".into(), "us-east-1".into());
+    env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
+    env.insert("PATH_PREFIX".into(), venv.display().to_string());
+    bed.sts.clear_calls();
+
+    let out = run_cli(
+        &env,
+        &["exec", "--ecs-server", "--", "sh", "-c",
+          "test -z \"${AWS_ROLE_ARN+x}${AWS_WEB_IDENTITY_TOKEN_FILE+x}${AWS_ROLE_SESSION_NAME+x}\" || exit 3; \
+           \"$PATH_PREFIX/aws\" sts get-caller-identity --endpoint-url \"$AWS_ENDPOINT_URL_STS\" --output json"],
+    )
+    .await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let minted = bed.sts.minted()[0].access_key_id.clone();
+    assert_eq!(caller_calls(&bed), vec![(Some(minted), 200)]);
+    assert!(bed.sts.calls_of("AssumeRoleWithWebIdentity").is_empty());
+    assert_no_secrets(&bed, &[&out.text()]);
+}
+
+/// Whether a process is stopped (state `T` in `/proc/PID/stat`).
+fn stopped(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+/// What the SIGINT-counting command reports.
+struct Interrupted {
+    /// SIGINTs the command received (each delivery, counted by the C-level handler).
+    count: usize,
+    /// `exec`'s exit code.
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs `stsbridge exec -- python COUNTER` and interrupts it once: with `pty`, `exec` runs as
+/// an interactive shell would start it — a session whose controlling terminal is a new
+/// pseudo-terminal, `exec` and its command in the terminal's foreground process group — and
+/// the test types Ctrl-C on the terminal; without, `exec` has no terminal and gets
+/// `kill -INT`. With `own_group`, the command first moves to a process group of its own (out of
+/// the terminal's foreground), as some tools do.
+async fn interrupt_exec(env: &HashMap<String, String>, pty: bool, own_group: bool) -> Interrupted {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    // Counts deliveries with signal.set_wakeup_fd: the C-level handler writes one byte per
+    // SIGINT the kernel delivers (a Python-level handler may run once for two), then waits 1.5 s
+    // for a second one.
+    const COUNTER: &str = r#"
+import os, select, signal, socket, sys, time
+if sys.argv[3] == "own-group":
+    os.setpgid(0, 0)
+r, w = socket.socketpair()
+r.setblocking(False); w.setblocking(False)
+signal.signal(signal.SIGINT, lambda *_: None)
+signal.set_wakeup_fd(w.fileno())
+open(sys.argv[1], "w").close()
+count, deadline = 0, time.monotonic() + 20
+while time.monotonic() < deadline:
+    if select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        count += r.recv(64).count(bytes([signal.SIGINT]))
+        deadline = min(deadline, time.monotonic() + 1.5)
+open(sys.argv[2], "w").write(str(count))
+"#;
+    let home = tempfile::tempdir().unwrap();
+    let ready = home.path().join("ready");
+    let counted = home.path().join("count");
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let mut cmd = crate::support::cli_command(env, home.path());
+    cmd.arg("exec")
+        .arg("--")
+        .arg(&python)
+        .args(["-c", COUNTER])
+        .arg(&ready)
+        .arg(&counted)
+        .arg(if own_group { "own-group" } else { "same-group" });
+    let mut master = None;
+    if pty {
+        let (mut m, mut s) = (-1, -1);
+        // SAFETY: openpty(3) with valid out-pointers and no name, termios or size.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        let (m, s) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        cmd.stdin(std::process::Stdio::from(s));
+        master = Some(std::fs::File::from(m));
+        // SAFETY: async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // A new session, with the pty (stdin by now) as its controlling terminal: its
+                // foreground group is this one, which the command inherits.
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    } else {
+        // SAFETY: setsid(2) between fork and exec: no controlling terminal at all, whatever
+        // the test runner's is.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // our copy of the pty's slave side
+    let stderr = capture(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "the command never got ready: {}",
+            stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let exec_pid = child.id() as i32;
+    match master.as_mut() {
+        Some(m) => {
+            // `exec` is stopped while Ctrl-C is typed, and continued 300 ms later: the
+            // terminal's SIGINT reaches the command at once and waits in `exec` meanwhile, so a
+            // SIGINT `exec` forwards arrives well after the first has been delivered. (Arriving
+            // together, the kernel would merge the two into one pending signal: the command
+            // would see one either way.)
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(exec_pid, libc::SIGSTOP) };
+            while !stopped(exec_pid) {
+                assert!(Instant::now() < deadline, "exec never stopped");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Ctrl-C on the terminal: its line discipline sends SIGINT to the foreground group.
+            m.write_all(b"\x03").unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // SAFETY: as above.
+            unsafe { libc::kill(exec_pid, libc::SIGCONT) };
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        None => unsafe {
+            libc::kill(exec_pid, libc::SIGINT);
+        },
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+
+    let count = std::fs::read_to_string(&counted)
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(usize::MAX);
+    let stderr = stderr.lock().unwrap().clone();
+    Interrupted {
+        count,
+        code: status.code(),
+        stderr,
+    }
+}
+
+/// Issue #27, F7: a Ctrl-C reaches a command in the terminal's foreground exactly once (the
+/// terminal delivers it to the whole group; `exec` no longer forwards a second one, which tools
+/// like Terraform take as "exit immediately"), and `exec` still forwards SIGINT when the
+/// terminal's cannot reach the command: a command in a process group of its own, or no terminal
+/// at all. Before, the first case delivered two.
+#[tokio::test]
+async fn ctrl_c_reaches_exec_s_command_exactly_once_in_or_out_of_the_terminals_foreground() {
+    let (bed, env) = published().await;
+
+    let foreground = interrupt_exec(&env, true, false).await;
+    let own_group = interrupt_exec(&env, true, true).await;
+    let no_terminal = interrupt_exec(&env, false, false).await;
+
+    assert_eq!(
+        foreground.count, 1,
+        "Ctrl-C in the foreground: {}",
+        foreground.stderr
+    );
+    assert_eq!(
+        own_group.count, 1,
+        "Ctrl-C, command in its own group: {}",
+        own_group.stderr
+    );
+    assert_eq!(
+        no_terminal.count, 1,
+        "kill -INT without a terminal: {}",
+        no_terminal.stderr
+    );
+    for run in [&foreground, &own_group, &no_terminal] {
+        assert_eq!(run.code, Some(0), "the command's exit code: {}", run.stderr);
+    }
+    assert_no_secrets(
+        &bed,
+        &[&foreground.stderr, &own_group.stderr, &no_terminal.stderr],
+    );
 }

@@ -461,4 +461,182 @@ async fn an_unforced_trigger_that_reads_a_fresh_set_does_not_wait_for_a_busy_lea
     );
     let texts = texts(&apps);
     assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+
+/// Issue #27, F3: with an account key, every request the lease store signs carries a service
+/// SAS on the lease container (`sr=c`, read and write), and the one that creates the container
+/// an account SAS that reaches containers only (`srt=c`, write). Before, every request carried
+/// one account SAS with read, write and create on every container and blob (`srt=co`, `sp=rwc`).
+/// Azurite checks each signature; a SAS signed the lease's way opens no other container.
+#[tokio::test]
+async fn the_lease_store_signs_only_for_its_own_container() {
+    let bed = bed_with_storage().await;
+    let app = App::spawn(env(&bed)).await;
+    app.wait_warm_up(1).await;
+    let storage = bed.storage.as_ref().unwrap();
+
+    let answer = app.http_rotate("POST", &[("force", "true")], None).await;
+    // The lease is released after the answer, in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signed: Vec<_> = storage
+        .requests()
+        .into_iter()
+        .filter(|r| r.signed)
+        .collect();
+    let lease_sas = stsbridge::azure::sas::ServiceSas::for_lease(
+        testbed::storage::ACCOUNT,
+        "stsbridge-leases",
+        "https,http",
+        chrono::Utc::now(),
+    )
+    .query(&secrecy::SecretString::from(
+        testbed::storage::ACCOUNT_KEY.to_string(),
+    ))
+    .unwrap();
+    let http = reqwest::Client::new();
+    let put = |path: &str| {
+        http.put(format!(
+            "{}/{path}?{}",
+            storage.blob_endpoint(),
+            secrecy::ExposeSecret::expose_secret(&lease_sas)
+        ))
+        .header("x-ms-blob-type", "BlockBlob")
+        .header("x-ms-version", "2022-11-02")
+        // Azurite answers 400 to a PUT without a length, and reqwest sends none for no body.
+        .header("content-length", "0")
+        .send()
+    };
+    let inside = put("stsbridge-leases/probe")
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let elsewhere = put("azure-webjobs-hosts/probe")
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let other_container = http
+        .put(format!(
+            "{}/another?restype=container&{}",
+            storage.blob_endpoint(),
+            secrecy::ExposeSecret::expose_secret(&lease_sas)
+        ))
+        .header("x-ms-version", "2022-11-02")
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let creates: Vec<_> = signed
+        .iter()
+        .filter(|r| r.params.get("restype").map(String::as_str) == Some("container"))
+        .collect();
+    assert_eq!(
+        creates.len(),
+        1,
+        "the container was created once: {signed:#?}"
+    );
+    for create in &creates {
+        assert_eq!(create.method, "PUT");
+        assert_eq!(create.path, "/devstoreaccount1/stsbridge-leases");
+        let p = |k: &str| create.params.get(k).map(String::as_str);
+        assert_eq!(
+            (p("ss"), p("srt"), p("sp")),
+            (Some("b"), Some("c"), Some("w")),
+            "{create:?}"
+        );
+    }
+    let blob_requests: Vec<_> = signed
+        .iter()
+        .filter(|r| !r.params.contains_key("restype"))
+        .collect();
+    assert!(
+        blob_requests.len() >= 3,
+        "acquire, create the blob, release: {signed:#?}"
+    );
+    for r in blob_requests {
+        assert!(
+            r.path.starts_with("/devstoreaccount1/stsbridge-leases/"),
+            "{r:?}"
+        );
+        let p = |k: &str| r.params.get(k).map(String::as_str);
+        assert_eq!(
+            (p("sr"), p("sp")),
+            (Some("c"), Some("rw")),
+            "a service SAS: {r:?}"
+        );
+        assert!(
+            p("srt").is_none() && p("ss").is_none(),
+            "not an account SAS: {r:?}"
+        );
+    }
+    assert_eq!(inside, 201, "the lease's SAS writes in its container");
+    assert_eq!(elsewhere, 403, "and nowhere else");
+    assert_eq!(other_container, 403, "nor creates containers");
+    let text = app.all_text();
+    assert_no_sas(&text);
+    assert_no_secrets(&bed, &[&text]);
+}
+
+/// Issue #27, F3: a settings file that points identity-based storage at a host that is not
+/// Azure Storage's is refused before any token is asked for (before, `rotate --settings` under
+/// the operator's identity fetched a storage token and sent it there), and the file cannot
+/// trust that host itself (`RotationLeaseStorageHost`).
+#[tokio::test]
+async fn a_settings_file_cannot_send_the_storage_token_to_another_host() {
+    let bed = TestBed::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = dir.path().join("hostile.settings.json");
+    let trusting = dir.path().join("trusting.settings.json");
+    let values = |trust: bool| {
+        let mut v = serde_json::json!({
+            "AzureWebJobsStorage__blobServiceUri": "https://collector.example.com/",
+            "AzureWebJobsStorage__credential": "managedidentity",
+        });
+        if trust {
+            v["RotationLeaseStorageHost"] = "collector.example.com".into();
+        }
+        serde_json::json!({ "IsEncrypted": false, "Values": v }).to_string()
+    };
+    std::fs::write(&hostile, values(false)).unwrap();
+    std::fs::write(&trusting, values(true)).unwrap();
+
+    let refused = run_cli(
+        &env(&bed),
+        &["rotate", "--settings", hostile.to_str().unwrap()],
+    )
+    .await;
+    let untrusted = run_cli(
+        &env(&bed),
+        &["rotate", "--settings", trusting.to_str().unwrap()],
+    )
+    .await;
+
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("AzureWebJobsStorage__blobServiceUri")
+            && refused.stderr.contains("collector.example.com"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(untrusted.code, Some(1), "{untrusted:?}");
+    assert!(
+        untrusted.stderr.contains("RotationLeaseStorageHost"),
+        "{}",
+        untrusted.stderr
+    );
+    let storage_tokens = bed
+        .issuer
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "https://storage.azure.com")
+        .count();
+    assert_eq!(storage_tokens, 0, "no storage token was asked for");
+    assert!(bed.sts.minted().is_empty());
+    assert_no_secrets(&bed, &[&refused.text(), &untrusted.text()]);
 }

@@ -27,6 +27,7 @@ pub mod faults;
 pub mod identity;
 pub mod keyvault;
 pub mod moto;
+pub mod pki;
 pub mod proxy;
 pub mod serve;
 pub mod sigv4;
@@ -34,6 +35,7 @@ pub mod sso;
 pub mod storage;
 pub mod sts;
 pub mod tls;
+pub mod x509;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

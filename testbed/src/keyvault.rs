@@ -21,7 +21,7 @@
 //! `get_certificate`, `get_certificate_policy` (certificates).
 
 mod certificates;
-mod keys;
+pub(crate) mod keys;
 
 pub use certificates::{CertificateOptions, VaultCertificate};
 pub use keys::KeyInfo;
@@ -802,7 +802,10 @@ mod tests {
             route(&Method::POST, "/keys/k/abc/sign"),
             Route::Sign(_, Some(v)) if v == "abc"
         ));
-        assert!(matches!(route(&Method::GET, "/keys/k/"), Route::GetKey(_, None)));
+        assert!(matches!(
+            route(&Method::GET, "/keys/k/"),
+            Route::GetKey(_, None)
+        ));
         assert!(matches!(
             route(&Method::GET, "/certificates/c/"),
             Route::GetCertificate(_, None)

@@ -149,7 +149,11 @@ impl std::fmt::Debug for IssuedCertificate {
     }
 }
 
-fn ca_params(cn: &str, validity: Validity, path_len: Option<u8>) -> anyhow::Result<CertificateParams> {
+fn ca_params(
+    cn: &str,
+    validity: Validity,
+    path_len: Option<u8>,
+) -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, cn);
     params
@@ -236,7 +240,10 @@ impl TestCa {
 
     /// The root at the top of this CA's chain (itself for a root).
     pub fn root_der(&self) -> Vec<u8> {
-        self.parents.last().cloned().unwrap_or_else(|| self.der.clone())
+        self.parents
+            .last()
+            .cloned()
+            .unwrap_or_else(|| self.der.clone())
     }
 
     /// The intermediates between a leaf of this CA and its root: this CA and its issuers but the
@@ -272,7 +279,9 @@ impl TestCa {
         validity: Validity,
     ) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params
             .distinguished_name
             .push(DnType::OrganizationName, "stsbridge test bed");

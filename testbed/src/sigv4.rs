@@ -77,9 +77,7 @@ impl Refusal {
         match self {
             Refusal::Missing => "MissingAuthenticationToken",
             Refusal::Incomplete(_) => "IncompleteSignature",
-            Refusal::Scope(_) | Refusal::Expired(_) | Refusal::Mismatch => {
-                "SignatureDoesNotMatch"
-            }
+            Refusal::Scope(_) | Refusal::Expired(_) | Refusal::Mismatch => "SignatureDoesNotMatch",
         }
     }
 
@@ -105,18 +103,28 @@ pub struct Request<'a> {
 
 /// Parses a SigV4 `Authorization` header value.
 pub fn parse_authorization(value: &str) -> Result<Authorization, Refusal> {
+    parse_authorization_for(value, &[ALGORITHM]).map(|(_, auth)| auth)
+}
+
+/// Parses an `Authorization` header of the SigV4 form with one of `algorithms` (IAM Roles
+/// Anywhere's `AWS4-X509-RSA-SHA256` and `AWS4-X509-ECDSA-SHA256` share the form, with the
+/// certificate's serial where SigV4 has the access key id): the algorithm and the fields.
+pub fn parse_authorization_for(
+    value: &str,
+    algorithms: &[&str],
+) -> Result<(String, Authorization), Refusal> {
     let incomplete = |what: &str| {
         Refusal::Incomplete(format!(
             "Authorization header requires '{what}' parameter. Authorization={value}"
         ))
     };
     let algorithm = value.split_whitespace().next().unwrap_or("");
-    if algorithm != ALGORITHM {
+    if !algorithms.contains(&algorithm) {
         return Err(Refusal::Incomplete(format!(
             "Unsupported AWS 'algorithm': '{algorithm}'."
         )));
     }
-    let rest = &value[ALGORITHM.len()..];
+    let rest = &value[algorithm.len()..];
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
@@ -156,14 +164,17 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, Refusal> {
     if signed_headers.iter().any(|h| h.is_empty()) {
         return Err(incomplete("SignedHeaders"));
     }
-    Ok(Authorization {
-        access_key_id: key.to_string(),
-        date: date.to_string(),
-        region: region.to_string(),
-        service: service.to_string(),
-        signed_headers,
-        signature: signature.to_ascii_lowercase(),
-    })
+    Ok((
+        algorithm.to_string(),
+        Authorization {
+            access_key_id: key.to_string(),
+            date: date.to_string(),
+            region: region.to_string(),
+            service: service.to_string(),
+            signed_headers,
+            signature: signature.to_ascii_lowercase(),
+        },
+    ))
 }
 
 /// Checks `request`'s signature, made with `secret` at a time within [`MAX_SKEW`] of `now`.
@@ -173,6 +184,36 @@ pub fn verify(
     secret: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
+    let amz_date = check_time(request, auth, now)?;
+    if !auth.signed_headers.iter().any(|h| h == "host") {
+        return Err(Refusal::Scope(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
+    }
+    let canonical = canonical_request(request, &auth.signed_headers)?;
+    let to_sign = string_to_sign(&amz_date, &auth.scope(), &canonical);
+    let expected = signature(secret, &auth.date, &auth.region, &auth.service, &to_sign);
+    // Constant time is not a concern for a test bed, but it costs nothing to be right.
+    let same = expected.len() == auth.signature.len()
+        && expected
+            .bytes()
+            .zip(auth.signature.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(Refusal::Mismatch)
+    }
+}
+
+/// SigV4's rules for the request time: an `X-Amz-Date` in ISO 8601 basic format, whose day is
+/// the scope's, within [`MAX_SKEW`] of `now`. Returns the `X-Amz-Date` value.
+pub fn check_time(
+    request: &Request<'_>,
+    auth: &Authorization,
+    now: DateTime<Utc>,
+) -> Result<String, Refusal> {
     let amz_date = header_value(request.headers, "x-amz-date").ok_or_else(|| {
         Refusal::Incomplete(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
@@ -208,26 +249,7 @@ pub fn verify(
             basic(now)
         )));
     }
-    if !auth.signed_headers.iter().any(|h| h == "host") {
-        return Err(Refusal::Scope(
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
-        ));
-    }
-    let canonical = canonical_request(request, &auth.signed_headers)?;
-    let to_sign = string_to_sign(&amz_date, &auth.scope(), &canonical);
-    let expected = signature(secret, &auth.date, &auth.region, &auth.service, &to_sign);
-    // Constant time is not a concern for a test bed, but it costs nothing to be right.
-    let same = expected.len() == auth.signature.len()
-        && expected
-            .bytes()
-            .zip(auth.signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(Refusal::Mismatch)
-    }
+    Ok(amz_date)
 }
 
 /// The canonical request for `request` with these signed headers.
@@ -269,8 +291,18 @@ pub fn canonical_request(request: &Request<'_>, signed: &[String]) -> Result<Str
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
+    string_to_sign_for(ALGORITHM, amz_date, scope, canonical_request)
+}
+
+/// The string to sign with another algorithm line (Roles Anywhere's `AWS4-X509-…`).
+pub fn string_to_sign_for(
+    algorithm: &str,
+    amz_date: &str,
+    scope: &str,
+    canonical_request: &str,
+) -> String {
     format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        "{algorithm}\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical_request.as_bytes()))
     )
 }
@@ -453,8 +485,9 @@ mod tests {
             "20150830/us-east-1/iam/aws4_request",
             &canonical,
         );
-        assert!(to_sign
-            .ends_with("f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"));
+        assert!(
+            to_sign.ends_with("f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59")
+        );
         assert_eq!(
             signature(SECRET, "20150830", "us-east-1", "iam", &to_sign),
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
@@ -518,7 +551,14 @@ mod tests {
             "post-vanilla"
         );
         assert_eq!(
-            suite("GET", "Param2=value2&Param1=value1", &[], b"", "host;x-amz-date").1,
+            suite(
+                "GET",
+                "Param2=value2&Param1=value1",
+                &[],
+                b"",
+                "host;x-amz-date"
+            )
+            .1,
             "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
             "get-vanilla-query-order-key-case"
         );
@@ -560,7 +600,11 @@ mod tests {
             suite(
                 "GET",
                 "",
-                &[("my-header1", "value2"), ("my-header1", "value2"), ("my-header1", "value1")],
+                &[
+                    ("my-header1", "value2"),
+                    ("my-header1", "value2"),
+                    ("my-header1", "value1")
+                ],
                 b"",
                 "host;my-header1;x-amz-date"
             )
@@ -618,10 +662,7 @@ mod tests {
             body,
         };
         let auth = parse_authorization("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature=c6682f492906cd84ba61485b1f9d331612b29d068f9862a84e5ed8375b1a49f4").unwrap();
-        assert_eq!(
-            verify(&r, &auth, SECRET, at("20150830T123700Z")),
-            Ok(())
-        );
+        assert_eq!(verify(&r, &auth, SECRET, at("20150830T123700Z")), Ok(()));
     }
 
     fn signed_post(secret: &str) -> (HeaderMap, Vec<u8>) {

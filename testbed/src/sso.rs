@@ -43,9 +43,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::faults::{Fault, Faults};
+use crate::request_id;
 use crate::serve::DropConnection;
 use crate::sts::StsFront;
-use crate::request_id;
 
 /// The account and role the fake assigns to its user by default.
 pub const ACCOUNT_ID: &str = "111122223333";

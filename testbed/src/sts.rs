@@ -234,6 +234,13 @@ impl StsFront {
         *self.lifetime.lock().unwrap() = lifetime;
     }
 
+    /// The expiration (RFC 3339, seconds, `Z`) of a set minted now for `requested`, or for the
+    /// lifetime override when one is set (for mints outside STS calls: Roles Anywhere).
+    pub fn expiration_for(&self, requested: std::time::Duration) -> String {
+        let lifetime = self.lifetime.lock().unwrap().unwrap_or(requested);
+        (chrono::Utc::now() + lifetime).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
     /// How long a key made by `CreateAccessKey` is refused before it works (default: at once).
     pub fn set_key_propagation(&self, delay: std::time::Duration) {
         self.lifecycle.lock().unwrap().propagation = delay;
@@ -558,7 +565,11 @@ fn token_refused(service: &str) -> Response {
 
 /// AWS's authentication, in AWS's order: the header's form, the request time, the scope, the key
 /// (and its session token), the signature, then the session's expiry.
-fn authenticate(front: &StsFront, action: &str, request: &Incoming<'_>) -> Result<Signer, Response> {
+fn authenticate(
+    front: &StsFront,
+    action: &str,
+    request: &Incoming<'_>,
+) -> Result<Signer, Response> {
     let service = service_of(action);
     let refused = |r: sigv4::Refusal| {
         let status = match r {
@@ -583,7 +594,12 @@ fn authenticate(front: &StsFront, action: &str, request: &Incoming<'_>) -> Resul
             "Credential should be scoped to correct service: '{service}'. "
         ))));
     }
-    let minted = front.minted.lock().unwrap().get(&auth.access_key_id).cloned();
+    let minted = front
+        .minted
+        .lock()
+        .unwrap()
+        .get(&auth.access_key_id)
+        .cloned();
     let Some(secret) = front.secret_of(&auth.access_key_id) else {
         return Err(unknown_key(service));
     };
@@ -691,8 +707,7 @@ async fn call(
             );
         }
     }
-    let forwarded = match forward(front, request.headers, request.body.clone(), request.uri).await
-    {
+    let forwarded = match forward(front, request.headers, request.body.clone(), request.uri).await {
         Ok(r) => r,
         Err(e) => return error_xml(503, "ServiceUnavailable", &format!("moto unreachable: {e}")),
     };

@@ -177,9 +177,7 @@ impl Certificate {
 }
 
 fn attribute<'a>(name: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    name.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    name.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn name_text(name: &[(String, String)]) -> String {
@@ -364,18 +362,11 @@ pub fn ecdsa_fixed_to_der(raw: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let integer = |v: &[u8]| {
-        let first = v.iter().position(|b| *b != 0).unwrap_or(v.len() - 1);
-        let mut v = v[first..].to_vec();
-        if v[0] & 0x80 != 0 {
-            v.insert(0, 0);
-        }
-        v
-    };
+    // yasna drops leading zeros and adds the 0x00 a positive INTEGER with its high bit set needs.
     Some(yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            w.next().write_bigint_bytes(&integer(r), true);
-            w.next().write_bigint_bytes(&integer(s), true);
+            w.next().write_bigint_bytes(r, true);
+            w.next().write_bigint_bytes(s, true);
         })
     }))
 }
@@ -427,8 +418,8 @@ fn parse_certificate(der: &[u8]) -> ASN1Result<Certificate> {
         r.read_sequence(|seq| {
             let tbs = seq.next().read_der()?;
             let alg = seq.next().read_der()?;
-            let (sig, unused) = seq.next().read_bitvec_bytes()?;
-            if unused % 8 != 0 {
+            let (sig, bits) = seq.next().read_bitvec_bytes()?;
+            if bits % 8 != 0 {
                 return Err(invalid());
             }
             Ok((tbs, alg, sig))
@@ -441,9 +432,8 @@ fn parse_certificate(der: &[u8]) -> ASN1Result<Certificate> {
         parts.next(); // version
     }
     let mut next = || parts.next().ok_or_else(invalid);
-    let serial = yasna::parse_der(&next()?, |r| r.read_bigint_bytes())?;
-    let (mut serial, negative) = serial;
-    if negative {
+    let (mut serial, positive) = yasna::parse_der(&next()?, |r| r.read_bigint_bytes())?;
+    if !positive {
         return Err(invalid());
     }
     while serial.len() > 1 && serial[0] == 0 {
@@ -529,8 +519,8 @@ fn parse_spki(der: &[u8]) -> ASN1Result<PublicKey> {
                 while alg.read_optional(|r| r.read_der())?.is_some() {}
                 Ok((oid, param))
             })?;
-            let (key, unused) = seq.next().read_bitvec_bytes()?;
-            if unused % 8 != 0 {
+            let (key, bits) = seq.next().read_bitvec_bytes()?;
+            if bits % 8 != 0 {
                 return Err(invalid());
             }
             Ok(match alg.components().as_slice() {
@@ -647,9 +637,8 @@ fn parse_extensions(der: &[u8], cert: &mut Certificate) -> ASN1Result<()> {
                 cert.key_usage = Some(hi << 8 | lo);
             }
             o if o == OID_SAN => {
-                let names = yasna::parse_der(&value, |r| {
-                    r.collect_sequence_of(|r| r.read_tagged_der())
-                })?;
+                let names =
+                    yasna::parse_der(&value, |r| r.collect_sequence_of(|r| r.read_tagged_der()))?;
                 for name in names {
                     let text = String::from_utf8_lossy(name.value()).into_owned();
                     match name.tag().tag_number {
@@ -682,6 +671,156 @@ mod tests {
         assert_eq!(to_decimal(&[0x15]), "21");
         assert_eq!(to_decimal(&[0x00]), "0");
         assert_eq!(to_decimal(&[0xff, 0xff, 0xff, 0xff]), u32::MAX.to_string());
+    }
+
+    use crate::pki::{KeySpec, TestCa, Validity};
+
+    fn cert(der: &[u8]) -> Certificate {
+        Certificate::from_der(der).unwrap()
+    }
+
+    #[test]
+    fn a_leaf_chains_through_the_intermediates_sent_to_the_anchor() {
+        let root = TestCa::root("root").unwrap();
+        let issuing = root.intermediate("issuing").unwrap();
+        let leaf = cert(
+            &issuing
+                .issue("workload", KeySpec::EcP256, Validity::days(1))
+                .unwrap()
+                .der,
+        );
+        let anchors = [cert(&root.der)];
+        let now = Utc::now();
+
+        let chain = [cert(&issuing.der)];
+        let path = verify_chain(&leaf, &chain, &anchors, now).unwrap();
+        assert_eq!(path.len(), 3);
+        // Order and extras do not matter: the leaf itself and the root may be sent along.
+        let sent = [cert(&root.der), leaf.clone(), cert(&issuing.der)];
+        assert!(verify_chain(&leaf, &sent, &anchors, now).is_ok());
+        // An anchor holding the intermediate needs no chain.
+        assert!(verify_chain(&leaf, &[], &[cert(&issuing.der)], now).is_ok());
+        // Without the intermediate there is no path.
+        assert!(matches!(
+            verify_chain(&leaf, &[], &anchors, now),
+            Err(ChainError::Untrusted(_))
+        ));
+    }
+
+    #[test]
+    fn another_ca_s_leaf_or_a_forged_signature_does_not_chain() {
+        let root = TestCa::root("root").unwrap();
+        let other = TestCa::root("root").unwrap(); // same name, other key
+        let leaf = cert(
+            &other
+                .issue("workload", KeySpec::Rsa2048, Validity::days(1))
+                .unwrap()
+                .der,
+        );
+        assert!(matches!(
+            verify_chain(&leaf, &[], &[cert(&root.der)], Utc::now()),
+            Err(ChainError::Untrusted(_))
+        ));
+        let mut der = root
+            .issue("workload", KeySpec::EcP256, Validity::days(1))
+            .unwrap()
+            .der;
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let forged = cert(&der);
+        assert!(matches!(
+            verify_chain(&forged, &[], &[cert(&root.der)], Utc::now()),
+            Err(ChainError::Untrusted(_))
+        ));
+    }
+
+    #[test]
+    fn every_certificate_on_the_path_must_be_valid_now() {
+        let root = TestCa::root("root").unwrap();
+        let expired = cert(
+            &root
+                .issue("old", KeySpec::EcP256, Validity::expired())
+                .unwrap()
+                .der,
+        );
+        assert_eq!(
+            verify_chain(&expired, &[], &[cert(&root.der)], Utc::now()).unwrap_err(),
+            ChainError::OutsideValidity {
+                subject: expired.subject_text(),
+                expired: true
+            }
+        );
+        let early = cert(
+            &root
+                .issue("early", KeySpec::EcP256, Validity::not_yet_valid())
+                .unwrap()
+                .der,
+        );
+        assert!(matches!(
+            verify_chain(&early, &[], &[cert(&root.der)], Utc::now()),
+            Err(ChainError::OutsideValidity { expired: false, .. })
+        ));
+        let stale = root
+            .intermediate_with("stale issuing", KeySpec::EcP256, Validity::expired(), None)
+            .unwrap();
+        let leaf = cert(
+            &stale
+                .issue("workload", KeySpec::EcP256, Validity::days(1))
+                .unwrap()
+                .der,
+        );
+        assert!(matches!(
+            verify_chain(&leaf, &[cert(&stale.der)], &[cert(&root.der)], Utc::now()),
+            Err(ChainError::OutsideValidity { subject, .. }) if subject.contains("stale issuing")
+        ));
+    }
+
+    #[test]
+    fn a_path_length_constraint_is_enforced() {
+        let root = TestCa::root("root").unwrap();
+        let first = root
+            .intermediate_with("first", KeySpec::EcP256, Validity::days(10), Some(0))
+            .unwrap();
+        let second = first.intermediate("second").unwrap();
+        let leaf = cert(
+            &second
+                .issue("workload", KeySpec::EcP256, Validity::days(1))
+                .unwrap()
+                .der,
+        );
+        let chain = [cert(&second.der), cert(&first.der)];
+        assert!(matches!(
+            verify_chain(&leaf, &chain, &[cert(&root.der)], Utc::now()),
+            Err(ChainError::Untrusted(_))
+        ));
+        let direct = cert(
+            &first
+                .issue("workload", KeySpec::EcP256, Validity::days(1))
+                .unwrap()
+                .der,
+        );
+        assert!(verify_chain(&direct, &[cert(&first.der)], &[cert(&root.der)], Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn a_leaf_reads_back_as_issued() {
+        let root = TestCa::root("root").unwrap();
+        let issued = root
+            .issue("workload-1", KeySpec::Rsa2048, Validity::days(2))
+            .unwrap();
+        let leaf = cert(&issued.der);
+        assert_eq!(leaf.subject_cn(), Some("workload-1"));
+        assert_eq!(leaf.issuer_cn(), Some("root"));
+        assert_eq!(leaf.serial_decimal(), issued.serial_decimal);
+        assert_eq!(
+            leaf.serial.len(),
+            16,
+            "16 random bytes, positive, no padding"
+        );
+        assert!(matches!(leaf.public_key, PublicKey::Rsa { bits: 2048, .. }));
+        assert_eq!(leaf.basic_constraints, Some((false, None)));
+        assert!(leaf.key_usage.unwrap() & KU_DIGITAL_SIGNATURE != 0);
+        assert!(cert(&root.der).is_ca());
     }
 
     #[test]

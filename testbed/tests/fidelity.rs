@@ -124,11 +124,7 @@ async fn the_azure_sdk_for_rust_works_with_the_challenge_check_on() {
         .unwrap();
     let first_version = first.resource_id().unwrap().version.unwrap();
     assert_eq!(first_version.len(), 32);
-    assert!(first
-        .id
-        .as_deref()
-        .unwrap()
-        .starts_with(&bed.vault_url()));
+    assert!(first.id.as_deref().unwrap().starts_with(&bed.vault_url()));
     client
         .set_secret("rust-secret", set("two").try_into().unwrap(), None)
         .await
@@ -392,10 +388,15 @@ async fn the_aws_sdk_for_rust_s_signatures_are_checked_by_the_sts_front_as_aws_c
         .await
         .unwrap_err();
     assert_eq!(code(&e), "InvalidClientTokenId", "{e:?}");
-    let e = sts_client(&bed, sid, &ssecret.chars().rev().collect::<String>(), Some(stoken))
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap_err();
+    let e = sts_client(
+        &bed,
+        sid,
+        &ssecret.chars().rev().collect::<String>(),
+        Some(stoken),
+    )
+    .get_caller_identity()
+    .send()
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), "SignatureDoesNotMatch", "{e:?}");
 }

@@ -4,7 +4,8 @@ use testbed::identity::claims_of;
 use testbed::{Fault, Rule, TestBed};
 
 use crate::support::{
-    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings, App,
+    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings,
+    App,
 };
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stsbridge-reader";

@@ -132,16 +132,14 @@ impl KeyVault {
     ) -> anyhow::Result<VaultCertificate> {
         anyhow::ensure!(super::valid_name(name), "invalid certificate name {name:?}");
         let common_name = options.common_name.clone().unwrap_or_else(|| name.into());
-        let material = Material::generate(KeyKind::from(options.key))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let material =
+            Material::generate(KeyKind::from(options.key)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let public = ExternalPublicKey {
             der: material.public_der(),
             spec: options.key,
         };
         let (der, serial) = ca.issue_for(&common_name, &public, options.validity)?;
-        let chain: Vec<Vec<u8>> = std::iter::once(der.clone())
-            .chain(ca.chain_der())
-            .collect();
+        let chain: Vec<Vec<u8>> = std::iter::once(der.clone()).chain(ca.chain_der()).collect();
         let chain_pem: String = chain.iter().map(|d| pem_of(d)).collect();
         let mut secret_value = String::new();
         if options.exportable {
@@ -200,12 +198,13 @@ impl KeyVault {
         let subject = format!("CN={common_name}, O=stsbridge test bed");
         {
             let mut certs = self.certificates.lock().unwrap();
-            let entry = certs
-                .entry(name.to_ascii_lowercase())
-                .or_insert_with(|| StoredCertificate {
-                    name: name.to_string(),
-                    versions: vec![],
-                });
+            let entry =
+                certs
+                    .entry(name.to_ascii_lowercase())
+                    .or_insert_with(|| StoredCertificate {
+                        name: name.to_string(),
+                        versions: vec![],
+                    });
             entry.versions.push(CertificateVersion {
                 version: version.clone(),
                 der: der.clone(),
@@ -239,7 +238,12 @@ impl KeyVault {
     /// Enables or disables a certificate version (`None`: the latest), as `PATCH
     /// /certificates/{name}/{version}` would; the key and secret of that version follow, as in
     /// Key Vault. Returns whether it exists.
-    pub fn set_certificate_enabled(&self, name: &str, version: Option<&str>, enabled: bool) -> bool {
+    pub fn set_certificate_enabled(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        enabled: bool,
+    ) -> bool {
         let version = {
             let mut certs = self.certificates.lock().unwrap();
             let Some(cert) = certs.get_mut(&name.to_ascii_lowercase()) else {
@@ -328,7 +332,8 @@ fn policy(name: &str, c: &CertificateVersion, base: &str) -> Value {
 }
 
 fn bundle(name: &str, c: &CertificateVersion, base: &str) -> Value {
-    let thumbprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &c.der);
+    let thumbprint =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &c.der);
     json!({
         "id": format!("{base}/certificates/{name}/{}", c.version),
         "kid": format!("{base}/keys/{name}/{}", c.version),

@@ -55,7 +55,11 @@ pub(crate) enum Material {
 impl std::fmt::Debug for Material {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Material::Rsa(k) => write!(f, "Rsa({} bits, private part held)", k.public_modulus_len() * 8),
+            Material::Rsa(k) => write!(
+                f,
+                "Rsa({} bits, private part held)",
+                k.public_modulus_len() * 8
+            ),
             Material::Ec(_, c) => write!(f, "Ec({}, private part held)", c.jose_name()),
         }
     }
@@ -157,10 +161,7 @@ impl Material {
     /// the key exportable (as Key Vault puts it there).
     pub(crate) fn pkcs8_for_exportable_certificate(&self) -> Vec<u8> {
         match self {
-            Material::Rsa(k) => k
-                .as_der()
-                .map(|d| d.as_ref().to_vec())
-                .expect("RSA PKCS#8"),
+            Material::Rsa(k) => k.as_der().map(|d| d.as_ref().to_vec()).expect("RSA PKCS#8"),
             Material::Ec(k, _) => k
                 .to_pkcs8v1()
                 .map(|d| d.as_ref().to_vec())
@@ -168,8 +169,14 @@ impl Material {
         }
     }
 
+    /// A key from PKCS#8 (the known-answer tests' fixed key).
+    #[cfg(test)]
+    pub(crate) fn rsa_from_pkcs8(der: &[u8]) -> Self {
+        Material::Rsa(RsaKeyPair::from_pkcs8(der).expect("an RSA PKCS#8 key"))
+    }
+
     /// Signs a digest with a JOSE algorithm, as Key Vault does.
-    fn sign(&self, alg: &str, digest_bytes: &[u8]) -> Result<Vec<u8>, SignRefusal> {
+    pub(crate) fn sign(&self, alg: &str, digest_bytes: &[u8]) -> Result<Vec<u8>, SignRefusal> {
         let (hash, expected) = match alg {
             "RS256" | "PS256" | "ES256" => (&digest::SHA256, 32),
             "RS384" | "PS384" | "ES384" => (&digest::SHA384, 48),
@@ -214,7 +221,7 @@ impl Material {
     }
 }
 
-enum SignRefusal {
+pub(crate) enum SignRefusal {
     Algorithm,
     DigestLength(usize),
 }
@@ -288,7 +295,10 @@ impl KeyVault {
         let key = keys.get(&name.to_ascii_lowercase())?;
         let found = match version {
             None => key.versions.last(),
-            Some(v) => key.versions.iter().find(|x| x.version.eq_ignore_ascii_case(v)),
+            Some(v) => key
+                .versions
+                .iter()
+                .find(|x| x.version.eq_ignore_ascii_case(v)),
         }?;
         Some((key.name.clone(), found.clone()))
     }
@@ -421,7 +431,14 @@ struct KeyAttributesBody {
     exportable: Option<bool>,
 }
 
-const RSA_OPS: &[&str] = &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"];
+const RSA_OPS: &[&str] = &[
+    "encrypt",
+    "decrypt",
+    "sign",
+    "verify",
+    "wrapKey",
+    "unwrapKey",
+];
 const EC_OPS: &[&str] = &["sign", "verify"];
 
 pub(super) async fn create(vault: &KeyVault, name: &str, body: &Bytes, base: &str) -> Response {
@@ -441,7 +458,9 @@ pub(super) async fn create(vault: &KeyVault, name: &str, body: &Bytes, base: &st
                 ));
             }
             if parsed.public_exponent.is_some_and(|e| e != 65537) {
-                return bad_parameter("Only the public exponent 65537 is supported by the test bed.");
+                return bad_parameter(
+                    "Only the public exponent 65537 is supported by the test bed.",
+                );
             }
             (KeyKind::Rsa(bits as usize), kty == "RSA-HSM")
         }
@@ -470,7 +489,9 @@ pub(super) async fn create(vault: &KeyVault, name: &str, body: &Bytes, base: &st
         .key_ops
         .unwrap_or_else(|| allowed.iter().map(|s| s.to_string()).collect());
     if let Some(bad) = key_ops.iter().find(|op| !allowed.contains(&op.as_str())) {
-        return bad_parameter(&format!("Invalid key operation '{bad}' for key type {kty}."));
+        return bad_parameter(&format!(
+            "Invalid key operation '{bad}' for key type {kty}."
+        ));
     }
     let attributes = parsed.attributes.unwrap_or_default();
     let exportable = attributes.exportable.unwrap_or(false);
@@ -482,7 +503,9 @@ pub(super) async fn create(vault: &KeyVault, name: &str, body: &Bytes, base: &st
             return bad_parameter("AKV.SKR.1005: Non-exportable keys must not have release policy.")
         }
         (true, Some(_)) if !hsm => {
-            return bad_parameter("AKV.SKR.1006: Exportable keys must be HSM-protected (RSA-HSM or EC-HSM).")
+            return bad_parameter(
+                "AKV.SKR.1006: Exportable keys must be HSM-protected (RSA-HSM or EC-HSM).",
+            )
         }
         _ => {}
     }
@@ -563,17 +586,29 @@ pub(super) fn sign(
     };
     let forbidden = |message: &str, inner: &str| kv_error(403, "Forbidden", message, Some(inner));
     if !v.enabled {
-        return forbidden("Operation sign is not allowed on a disabled key.", "KeyDisabled");
+        return forbidden(
+            "Operation sign is not allowed on a disabled key.",
+            "KeyDisabled",
+        );
     }
     let now = chrono::Utc::now().timestamp();
     if v.nbf.is_some_and(|nbf| now < nbf) {
-        return forbidden("Operation sign is not allowed on a key that is not yet valid (nbf).", "KeyNotYetValid");
+        return forbidden(
+            "Operation sign is not allowed on a key that is not yet valid (nbf).",
+            "KeyNotYetValid",
+        );
     }
     if v.exp.is_some_and(|exp| now >= exp) {
-        return forbidden("Operation sign is not allowed on an expired key (exp).", "KeyExpired");
+        return forbidden(
+            "Operation sign is not allowed on an expired key (exp).",
+            "KeyExpired",
+        );
     }
     if !v.key_ops.iter().any(|op| op == "sign") {
-        return forbidden("Operation sign is not permitted on this key.", "KeyOperationForbidden");
+        return forbidden(
+            "Operation sign is not permitted on this key.",
+            "KeyOperationForbidden",
+        );
     }
     let signature = match v.material.sign(&alg, &digest) {
         Ok(s) => s,
@@ -583,12 +618,10 @@ pub(super) fn sign(
                 v.kty
             ))
         }
-        Err(SignRefusal::DigestLength(n)) => {
-            return bad_parameter(&format!(
-                "Invalid digest for algorithm '{alg}': a {n}-byte digest is expected, got {} bytes.",
-                digest.len()
-            ))
-        }
+        Err(SignRefusal::DigestLength(n)) => return bad_parameter(&format!(
+            "Invalid digest for algorithm '{alg}': a {n}-byte digest is expected, got {} bytes.",
+            digest.len()
+        )),
     };
     vault.record_signature(&signature, matches!(*v.material, Material::Ec(..)));
     json_ok(json!({

@@ -592,20 +592,22 @@ pub fn authenticate(
             "The serial number in the credential scope does not match the signing certificate's.",
         ));
     }
-    let verification: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match (
-        algorithm.as_str(),
-        &leaf.public_key,
-    ) {
-        (ALGORITHM_RSA, PublicKey::Rsa { .. }) => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        (ALGORITHM_ECDSA, PublicKey::Ec { curve, .. }) => match curve {
-            Curve::P256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-            Curve::P384 => &aws_lc_rs::signature::ECDSA_P384_SHA256_ASN1,
-            Curve::P521 => &aws_lc_rs::signature::ECDSA_P521_SHA256_ASN1,
-        },
-        _ => return Err(denied(format!(
+    let verification: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
+        match (algorithm.as_str(), &leaf.public_key) {
+            (ALGORITHM_RSA, PublicKey::Rsa { .. }) => {
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256
+            }
+            (ALGORITHM_ECDSA, PublicKey::Ec { curve, .. }) => match curve {
+                Curve::P256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+                Curve::P384 => &aws_lc_rs::signature::ECDSA_P384_SHA256_ASN1,
+                Curve::P521 => &aws_lc_rs::signature::ECDSA_P521_SHA256_ASN1,
+            },
+            _ => {
+                return Err(denied(format!(
             "The signing algorithm {algorithm} does not match the signing certificate's key type."
-        ))),
-    };
+        )))
+            }
+        };
     let canonical = sigv4::canonical_request(request, &auth.signed_headers)
         .map_err(|_| denied(INVALID_SIGNATURE))?;
     let to_sign = sigv4::string_to_sign_for(&algorithm, &amz_date, &auth.scope(), &canonical);
@@ -671,11 +673,9 @@ pub fn condition_context(leaf: &Certificate, trust_anchor_arn: &str) -> BTreeMap
     let mut ctx = BTreeMap::new();
     for (prefix, name) in [("x509Subject", &leaf.subject), ("x509Issuer", &leaf.issuer)] {
         for (k, v) in name.iter() {
-            ctx.entry(format!(
-                "aws:principaltag/{prefix}/{}",
-                k.to_ascii_lowercase()
-            ))
-            .or_insert_with(|| v.clone());
+            // Condition keys compare case-insensitively: kept lower-case.
+            ctx.entry(format!("aws:principaltag/{prefix}/{k}").to_ascii_lowercase())
+                .or_insert_with(|| v.clone());
         }
     }
     if let Some(dns) = leaf.san_dns.first() {
@@ -1367,17 +1367,21 @@ mod tests {
         assert_eq!(refusal(&with(&raw), body, now), INVALID_SIGNATURE);
     }
 
+    /// The context of a session for a leaf with this CN, issued by a test CA.
     fn ctx(cn: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (
-                "aws:principaltag/x509subject/cn".to_string(),
-                cn.to_string(),
-            ),
-            (
-                "aws:sourcearn".to_string(),
-                "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/a".to_string(),
-            ),
-        ])
+        let ca = TestCa::root("issuer").unwrap();
+        let leaf = ca
+            .issue(
+                cn,
+                crate::pki::KeySpec::EcP256,
+                crate::pki::Validity::days(1),
+            )
+            .unwrap();
+        let leaf = Certificate::from_der(&leaf.der).unwrap();
+        condition_context(
+            &leaf,
+            "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/a",
+        )
     }
 
     fn policy(conditions: Option<Value>) -> Value {

@@ -618,10 +618,12 @@ pub(super) fn sign(
                 v.kty
             ))
         }
-        Err(SignRefusal::DigestLength(n)) => return bad_parameter(&format!(
+        Err(SignRefusal::DigestLength(n)) => {
+            return bad_parameter(&format!(
             "Invalid digest for algorithm '{alg}': a {n}-byte digest is expected, got {} bytes.",
             digest.len()
-        )),
+        ))
+        }
     };
     vault.record_signature(&signature, matches!(*v.material, Material::Ec(..)));
     json_ok(json!({

@@ -214,7 +214,9 @@ pub struct RolesAnywhere {
     pub account: String,
     moto_url: String,
     sts: Arc<StsFront>,
-    http: reqwest::Client,
+    /// For moto's IAM; made on first use (a reqwest client costs ~10 ms to build, most of
+    /// what this service would add to `TestBed::start`).
+    http: OnceLock<reqwest::Client>,
     anchors: Mutex<HashMap<String, TrustAnchor>>,
     profiles: Mutex<HashMap<String, Profile>>,
     root: OnceLock<Arc<TestCa>>,
@@ -239,7 +241,7 @@ impl RolesAnywhere {
             account: ACCOUNT_ID.into(),
             moto_url: moto_url.trim_end_matches('/').into(),
             sts,
-            http: reqwest::Client::new(),
+            http: OnceLock::new(),
             anchors: Mutex::default(),
             profiles: Mutex::default(),
             root: OnceLock::new(),
@@ -423,6 +425,7 @@ impl RolesAnywhere {
         let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00";
         let r = self
             .http
+            .get_or_init(reqwest::Client::new)
             .post(format!("{}/", self.moto_url))
             .header("authorization", auth)
             .header("content-type", "application/x-www-form-urlencoded")

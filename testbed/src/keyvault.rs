@@ -166,7 +166,7 @@ impl KeyVault {
         secrets
             .values()
             .flat_map(|s| s.versions.iter())
-            .filter(|v| !(v.managed && !v.value.contains("PRIVATE KEY")))
+            .filter(|v| !v.managed || v.value.contains("PRIVATE KEY"))
             .map(|v| v.value.clone())
             .collect()
     }

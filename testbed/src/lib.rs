@@ -711,7 +711,7 @@ pub fn aws_secret() -> String {
     let mut rng = rand::rng();
     let bytes: Vec<u8> = (0..30).map(|_| rng.random()).collect();
     let mut secret = base64::engine::general_purpose::STANDARD.encode(bytes);
-    with_chars(&mut secret, &[b'+', b'/']);
+    with_chars(&mut secret, b"+/");
     secret
 }
 
@@ -729,7 +729,7 @@ pub fn aws_session_token() -> String {
     );
     let body = token.len() - 1;
     let mut head = token[..body].to_string();
-    with_chars(&mut head, &[b'+', b'/']);
+    with_chars(&mut head, b"+/");
     token.replace_range(..body, &head);
     token
 }

@@ -632,7 +632,7 @@ pub fn authenticate(
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -1297,7 +1297,7 @@ mod tests {
         let auth = authenticate(&request(&k.headers, &k.body), "us-east-1", k.now).unwrap();
         let other = TestCa::root("another root").unwrap();
         assert_eq!(
-            check_chain(&auth, &[other.der.clone()], k.now)
+            check_chain(&auth, std::slice::from_ref(&other.der), k.now)
                 .unwrap_err()
                 .message,
             UNTRUSTED_CERTIFICATE
@@ -1366,7 +1366,7 @@ mod tests {
             h
         };
         let ok = authenticate(&request(&with(&der), body), "us-east-1", now).unwrap();
-        check_chain(&ok, &[ca.der.clone()], now).unwrap();
+        check_chain(&ok, std::slice::from_ref(&ca.der), now).unwrap();
         assert_eq!(refusal(&with(&raw), body, now), INVALID_SIGNATURE);
     }
 

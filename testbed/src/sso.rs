@@ -409,7 +409,7 @@ fn opaque(prefix: &str, len: usize) -> String {
     let mut rng = rand::rng();
     let bytes: Vec<u8> = (0..len * 3 / 4).map(|_| rng.random()).collect();
     let mut body = base64::engine::general_purpose::STANDARD.encode(bytes);
-    crate::with_chars(&mut body, &[b'+', b'/']);
+    crate::with_chars(&mut body, b"+/");
     format!("{prefix}{body}")
 }
 

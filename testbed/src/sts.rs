@@ -565,6 +565,8 @@ fn token_refused(service: &str) -> Response {
 
 /// AWS's authentication, in AWS's order: the header's form, the request time, the scope, the key
 /// (and its session token), the signature, then the session's expiry.
+// The refusal is the answer itself, made once per refused call: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 fn authenticate(
     front: &StsFront,
     action: &str,

@@ -358,7 +358,7 @@ pub fn to_decimal(bytes: &[u8]) -> String {
 /// A raw `r‖s` ECDSA signature (Key Vault's, JOSE's) as the DER `SEQUENCE { INTEGER r, INTEGER
 /// s }` X.509 and AWS use; `None` for an odd length.
 pub fn ecdsa_fixed_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);

@@ -4,8 +4,7 @@ use testbed::identity::claims_of;
 use testbed::{Fault, Rule, TestBed};
 
 use crate::support::{
-    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings,
-    App,
+    assert_challenge_checked, assert_no_secrets, consumer_caller_arn, run_cli, set_ids, settings, App,
 };
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stsbridge-reader";

@@ -77,10 +77,7 @@ async fn unresolved_vault_name_references_are_read_by_the_app() {
     let secret = format!("@Microsoft.KeyVault(VaultName=kv;SecretName={SOURCE_SECRET_KEY_SECRET};SecretVersion={version})");
     rotate_with(
         &bed,
-        &[
-            ("UsernameFromKeyVault", &id),
-            ("PasswordFromKeyVault", &secret),
-        ],
+        &[("UsernameFromKeyVault", &id), ("PasswordFromKeyVault", &secret)],
         &[],
     )
     .await;

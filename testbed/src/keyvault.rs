@@ -1,18 +1,30 @@
-//! A Key Vault secrets server that the official Azure SDKs use unchanged.
+//! A Key Vault server that the official Azure SDKs use unchanged: secrets here, keys in
+//! [`keys`] and certificates in [`certificates`] (issue #30: a key that signs and never leaves).
 //!
-//! What it implements is what the SDKs send (`../shared/PROTOCOL.md` §2):
+//! What it implements of secrets is what the SDKs send (`../shared/PROTOCOL.md` §2):
 //! - `PUT /secrets/{name}` → a new 32-hex version (value, contentType, tags, attributes);
 //! - `GET /secrets/{name}`, `/secrets/{name}/` (latest), `/secrets/{name}/{version}`;
 //! - `GET /secrets/{name}/versions` (no values; `maxresults` 1–25, `nextLink` paging);
 //! - `PATCH /secrets/{name}/{version}` (attributes, tags, contentType);
 //! - `GET /secrets` (names of all secrets, paged the same way).
 //!
+//! A certificate's secret (same name and version as the certificate) is `managed` and names its
+//! key (`kid`), as Key Vault's is.
+//!
 //! Every request needs `api-version` and a bearer token the [`TokenIssuer`] issued for the
 //! configured resource; without one the answer is the real challenge:
 //! `401` + `WWW-Authenticate: Bearer authorization="…", resource="…"`. Errors use Key Vault's body,
 //! `{"error":{"code","message","innererror"?}}`. Times are integer Unix seconds; `id` carries the
 //! host and port the client used. Faults (see [`crate::faults`]) and a request log with timings
-//! let tests count round trips and observe concurrency.
+//! let tests count round trips and observe concurrency. Operation names, for both: `get`, `set`,
+//! `list`, `update` (secrets); `create_key`, `get_key`, `sign`, `release` (keys);
+//! `get_certificate`, `get_certificate_policy` (certificates).
+
+mod certificates;
+pub(crate) mod keys;
+
+pub use certificates::{CertificateOptions, VaultCertificate};
+pub use keys::KeyInfo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -47,6 +59,8 @@ pub struct SecretVersion {
     pub exp: Option<i64>,
     pub created: i64,
     pub updated: i64,
+    /// Backs a certificate: the answer names its key (`kid`) and says `managed`.
+    pub managed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +90,10 @@ pub struct KeyVault {
     pub tenant_id: String,
     issuer: Arc<TokenIssuer>,
     secrets: Mutex<HashMap<String, Secret>>,
+    keys: Mutex<HashMap<String, keys::StoredKey>>,
+    certificates: Mutex<HashMap<String, certificates::StoredCertificate>>,
+    /// Every signature `sign` made (several encodings), for the secret search.
+    signatures: Mutex<Vec<String>>,
     pub faults: Faults,
     log: Mutex<Vec<LoggedRequest>>,
 }
@@ -87,6 +105,9 @@ impl KeyVault {
             tenant_id: issuer.config.tenant_id.clone(),
             issuer,
             secrets: Mutex::default(),
+            keys: Mutex::default(),
+            certificates: Mutex::default(),
+            signatures: Mutex::default(),
             faults: Faults::default(),
             log: Mutex::default(),
         })
@@ -137,12 +158,16 @@ impl KeyVault {
             .unwrap_or_default()
     }
 
-    /// Every secret value ever stored (for secret-leak searches).
+    /// Every secret value ever stored (for secret-leak searches) but the certificate chains of
+    /// certificates with a non-exportable key (public certificates, no secret); an exportable
+    /// certificate's secret (it holds the private key) is included.
     pub fn all_values(&self) -> Vec<String> {
         let secrets = self.secrets.lock().unwrap();
         secrets
             .values()
-            .flat_map(|s| s.versions.iter().map(|v| v.value.clone()))
+            .flat_map(|s| s.versions.iter())
+            .filter(|v| !v.managed || v.value.contains("PRIVATE KEY"))
+            .map(|v| v.value.clone())
             .collect()
     }
 
@@ -194,7 +219,14 @@ impl KeyVault {
             exp,
             created: now,
             updated: now,
+            managed: false,
         };
+        self.push_secret_version(name, version.clone());
+        version
+    }
+
+    /// Appends a version as it is (a certificate's secret keeps the certificate's version).
+    fn push_secret_version(&self, name: &str, version: SecretVersion) {
         let mut secrets = self.secrets.lock().unwrap();
         let secret = secrets
             .entry(name.to_ascii_lowercase())
@@ -202,8 +234,17 @@ impl KeyVault {
                 name: name.to_string(),
                 versions: Vec::new(),
             });
-        secret.versions.push(version.clone());
-        version
+        secret.versions.push(version);
+    }
+
+    fn set_secret_enabled(&self, name: &str, version: &str, enabled: bool) {
+        let mut secrets = self.secrets.lock().unwrap();
+        if let Some(v) = secrets
+            .get_mut(&name.to_ascii_lowercase())
+            .and_then(|s| s.versions.iter_mut().find(|v| v.version == version))
+        {
+            v.enabled = enabled;
+        }
     }
 }
 
@@ -257,6 +298,12 @@ enum Route {
     Versions(String),
     Update(String, Option<String>),
     List,
+    CreateKey(String),
+    GetKey(String, Option<String>),
+    Sign(String, Option<String>),
+    Release(String, Option<String>),
+    GetCertificate(String, Option<String>),
+    GetCertificatePolicy(String),
     Unknown,
 }
 
@@ -271,6 +318,21 @@ fn route(method: &Method, path: &str) -> Route {
         (&Method::GET, ["secrets", name, v]) => Route::Get(name.to_string(), version(v)),
         (&Method::PATCH, ["secrets", name]) => Route::Update(name.to_string(), None),
         (&Method::PATCH, ["secrets", name, v]) => Route::Update(name.to_string(), version(v)),
+        (&Method::POST, ["keys", name, "create"]) => Route::CreateKey(name.to_string()),
+        (&Method::GET, ["keys", name]) => Route::GetKey(name.to_string(), None),
+        (&Method::GET, ["keys", name, v]) => Route::GetKey(name.to_string(), version(v)),
+        // `/keys/{name}//sign` (no version: the latest) is what the SDKs send.
+        (&Method::POST, ["keys", name, v, "sign"]) => Route::Sign(name.to_string(), version(v)),
+        (&Method::POST, ["keys", name, v, "release"]) => {
+            Route::Release(name.to_string(), version(v))
+        }
+        (&Method::GET, ["certificates", name]) => Route::GetCertificate(name.to_string(), None),
+        (&Method::GET, ["certificates", name, "policy"]) => {
+            Route::GetCertificatePolicy(name.to_string())
+        }
+        (&Method::GET, ["certificates", name, v]) => {
+            Route::GetCertificate(name.to_string(), version(v))
+        }
         _ => Route::Unknown,
     }
 }
@@ -282,6 +344,12 @@ fn op_and_name(route: &Route) -> (&'static str, Option<&str>) {
         Route::Versions(n) => ("list", Some(n)),
         Route::Update(n, _) => ("update", Some(n)),
         Route::List => ("list", None),
+        Route::CreateKey(n) => ("create_key", Some(n)),
+        Route::GetKey(n, _) => ("get_key", Some(n)),
+        Route::Sign(n, _) => ("sign", Some(n)),
+        Route::Release(n, _) => ("release", Some(n)),
+        Route::GetCertificate(n, _) => ("get_certificate", Some(n)),
+        Route::GetCertificatePolicy(n) => ("get_certificate_policy", Some(n)),
         Route::Unknown => ("unknown", None),
     }
 }
@@ -395,7 +463,7 @@ async fn answer(
     if let Some(name) = name {
         if !valid_name(name) {
             return bad_parameter(&format!(
-                "The request URI contains an invalid name: {name}. Secret names are 1-127 characters of letters, digits and dashes."
+                "The request URI contains an invalid name: {name}. Names are 1-127 characters of letters, digits and dashes."
             ));
         }
     }
@@ -414,6 +482,14 @@ async fn answer(
         Route::Versions(name) => list(vault, Some(&name), query, &base, &api_version),
         Route::List => list(vault, None, query, &base, &api_version),
         Route::Update(name, version) => update(vault, &name, version.as_deref(), body, &base),
+        Route::CreateKey(name) => keys::create(vault, &name, body, &base).await,
+        Route::GetKey(name, version) => keys::get(vault, &name, version.as_deref(), &base),
+        Route::Sign(name, version) => keys::sign(vault, &name, version.as_deref(), body, &base),
+        Route::Release(name, version) => keys::release(vault, &name, version.as_deref()),
+        Route::GetCertificate(name, version) => {
+            certificates::get(vault, &name, version.as_deref(), &base)
+        }
+        Route::GetCertificatePolicy(name) => certificates::get_policy(vault, &name, &base),
         Route::Unknown => kv_error(
             404,
             "NotFound",
@@ -437,7 +513,7 @@ struct SetBody {
 }
 
 #[derive(Deserialize, Default)]
-struct Attributes {
+pub(crate) struct Attributes {
     enabled: Option<bool>,
     nbf: Option<i64>,
     exp: Option<i64>,
@@ -687,6 +763,10 @@ fn bundle(name: &str, v: &SecretVersion, base: &str, with_value: bool) -> Value 
     if let Some(tags) = &v.tags {
         out["tags"] = json!(tags);
     }
+    if v.managed {
+        out["kid"] = json!(format!("{base}/keys/{name}/{}", v.version));
+        out["managed"] = json!(true);
+    }
     out
 }
 
@@ -710,6 +790,30 @@ mod tests {
         assert!(!valid_name(""));
         assert!(!valid_name("has_underscore"));
         assert!(!valid_name(&"a".repeat(128)));
+    }
+
+    #[test]
+    fn the_sdks_versionless_key_paths_mean_the_latest_version() {
+        assert!(matches!(
+            route(&Method::POST, "/keys/k//sign"),
+            Route::Sign(n, None) if n == "k"
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/keys/k/abc/sign"),
+            Route::Sign(_, Some(v)) if v == "abc"
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/keys/k/"),
+            Route::GetKey(_, None)
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/certificates/c/"),
+            Route::GetCertificate(_, None)
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/certificates/c/policy"),
+            Route::GetCertificatePolicy(_)
+        ));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! systems stsbridge talks to, for tests, the README's local demo and local debugging.
 //!
 //! # Layout
-//! - [`keyvault`]: Key Vault secrets REST over TLS, with the bearer challenge (issue #2).
+//! - [`keyvault`]: Key Vault secrets REST over TLS, with the bearer challenge (issue #2); keys
+//!   that sign and never leave, and certificates (issue #30).
 //! - [`identity`]: the App Service managed-identity endpoint and the token registry Key Vault trusts.
 //! - [`sts`]: the STS/IAM Query-API front that forwards to [`moto`] and adds real AWS errors.
 //! - [`sso`]: IAM Identity Center's SSO OIDC and portal APIs (device sign-in, role credentials).
@@ -15,6 +16,11 @@
 //! - [`proxy`]: the loopback HTTPS proxy that lets clients reach the vault by a name inside the
 //!   challenge resource's domain, so the challenge check runs at its production default.
 //! - [`sigv4`]: AWS Signature Version 4, verified as AWS does (the STS front's checks).
+//! - [`rolesanywhere`]: IAM Roles Anywhere's `CreateSession` over TLS, verifying the X.509
+//!   signature, chain, trust anchor, profile and role trust as AWS does (issue #30), minting
+//!   through the STS front.
+//! - [`pki`]: test CAs (a root, intermediates) and the leaves they issue; [`x509`]: reading and
+//!   checking certificates and chains.
 //!
 //! [`TestBed::start`] starts everything on free 127.0.0.1 ports, creates an IAM user in moto with
 //! an access key, stores that key in the vault under seed 000's names, and hands back the
@@ -27,13 +33,16 @@ pub mod faults;
 pub mod identity;
 pub mod keyvault;
 pub mod moto;
+pub mod pki;
 pub mod proxy;
+pub mod rolesanywhere;
 pub mod serve;
 pub mod sigv4;
 pub mod sso;
 pub mod storage;
 pub mod sts;
 pub mod tls;
+pub mod x509;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +52,9 @@ use base64::Engine;
 use rand::RngExt;
 
 pub use faults::{Fault, Rule};
+pub use keyvault::{CertificateOptions, VaultCertificate};
+pub use pki::{KeySpec, TestCa, Validity};
+pub use rolesanywhere::ProfileOptions;
 
 /// Names of the source secrets, as seed 000 stores them.
 pub const SOURCE_KEY_ID_SECRET: &str = "AWS-Access-Key-ID";
@@ -101,6 +113,8 @@ pub struct TestBed {
     pub sts: Arc<sts::StsFront>,
     pub sso: Arc<sso::SsoFake>,
     pub arm: Arc<arm::ArmFake>,
+    /// IAM Roles Anywhere (`AWS_ENDPOINT_URL_ROLESANYWHERE`).
+    pub rolesanywhere: Arc<rolesanywhere::RolesAnywhere>,
     pub source: SourceKeys,
     pub ca_file: PathBuf,
     pub moto: moto::Moto,
@@ -115,6 +129,7 @@ pub struct TestBed {
     sso_oidc_server: serve::Server,
     sso_portal_server: serve::Server,
     arm_server: serve::Server,
+    rolesanywhere_server: serve::Server,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -188,6 +203,13 @@ impl TestBed {
         )
         .await?;
         arm.set_audience(&format!("https://127.0.0.1:{}", arm_server.addr.port()));
+        // Its CAs are made on first use: binding the port is all it costs here.
+        let rolesanywhere = rolesanywhere::RolesAnywhere::new(sts.clone(), &moto.url, "us-east-1");
+        let rolesanywhere_server = serve::Server::bind_and_spawn(
+            rolesanywhere::router(rolesanywhere.clone()),
+            Some(tls.server_config.clone()),
+        )
+        .await?;
 
         let source = create_iam_user(&moto.url, "stsbridge-minter")
             .await
@@ -203,6 +225,7 @@ impl TestBed {
             sts,
             sso,
             arm,
+            rolesanywhere,
             source,
             ca_file: tls.ca_file,
             moto,
@@ -215,6 +238,7 @@ impl TestBed {
             sso_oidc_server,
             sso_portal_server,
             arm_server,
+            rolesanywhere_server,
             _tempdir: tempdir,
         })
     }
@@ -285,6 +309,19 @@ impl TestBed {
         format!("http://127.0.0.1:{}", self.sso_portal_server.addr.port())
     }
 
+    /// `AWS_ENDPOINT_URL_ROLESANYWHERE`: IAM Roles Anywhere (TLS, the bed's CA).
+    pub fn rolesanywhere_url(&self) -> String {
+        format!(
+            "https://127.0.0.1:{}",
+            self.rolesanywhere_server.addr.port()
+        )
+    }
+
+    /// The same as `host:port`, the form PyPI `iam-rolesanywhere-session` takes (`endpoint=`).
+    pub fn rolesanywhere_endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.rolesanywhere_server.addr.port())
+    }
+
     /// What `stsbridge sso` (and the AWS CLI's SSO support) needs to use the fakes: the two
     /// endpoint overrides every AWS SDK reads.
     pub fn sso_env(&self) -> Vec<(String, String)> {
@@ -316,6 +353,7 @@ impl TestBed {
             ("IDENTITY_HEADER", self.identity_header()),
             ("SSL_CERT_FILE", self.ca_file.display().to_string()),
             ("AzureResourceManagerEndpoint", self.arm_url()),
+            ("AWS_ENDPOINT_URL_ROLESANYWHERE", self.rolesanywhere_url()),
         ]
         .into_iter()
         .chain(self.storage.iter().flat_map(storage::Azurite::app_settings))
@@ -325,9 +363,11 @@ impl TestBed {
     }
 
     /// Every secret value the test bed knows of: source secret, minted secrets and session
-    /// tokens (SSO role credentials included), Entra tokens, SSO client secrets, device codes,
-    /// access and refresh tokens, and every value stored in the vault but access key ids. A test
-    /// searches captured output for these.
+    /// tokens (SSO and Roles Anywhere credentials included), Entra tokens, SSO client secrets,
+    /// device codes, access and refresh tokens, every value stored in the vault but access key ids
+    /// and public certificate chains, every signature the vault made (in the encodings a client
+    /// could print) and every signature Roles Anywhere received. A test searches captured output
+    /// for these.
     pub fn secret_values(&self) -> Vec<String> {
         let mut out = vec![self.source.secret_access_key.clone()];
         if self.storage.is_some() {
@@ -339,6 +379,8 @@ impl TestBed {
         }
         out.extend(self.issuer.issued_tokens());
         out.extend(self.sso.secret_values());
+        out.extend(self.vault.signature_values());
+        out.extend(self.rolesanywhere.signature_values());
         out.extend(
             self.vault
                 .all_values()
@@ -490,6 +532,64 @@ impl TestBed {
             Some(text[start..start + text[start..].find('<')?].to_string())
         };
         tag("Arn").ok_or_else(|| tag("Code").unwrap_or(text.clone()))
+    }
+}
+
+/// A Roles Anywhere configuration ready for a client ([`TestBed::setup_roles_anywhere`]).
+#[derive(Clone, Debug)]
+pub struct RolesAnywhereSetup {
+    pub trust_anchor_arn: String,
+    pub profile_arn: String,
+    pub role_arn: String,
+    pub role_name: String,
+    /// The vault certificate whose (non-exportable) key signs; issued by the bed's
+    /// intermediate CA, so the chain in its secret is needed (`X-Amz-X509-Chain`).
+    pub certificate: VaultCertificate,
+}
+
+impl TestBed {
+    /// Creates an IAM role in moto that trusts Roles Anywhere (AWS's documented trust policy,
+    /// no conditions); returns its ARN. For another trust policy (conditions, or one that does
+    /// not admit Roles Anywhere: [`rolesanywhere::ec2_trust_policy`]) use
+    /// [`rolesanywhere::RolesAnywhere::create_role`].
+    pub async fn create_roles_anywhere_role(&self, name: &str) -> anyhow::Result<String> {
+        self.rolesanywhere
+            .create_role(
+                name,
+                &rolesanywhere::roles_anywhere_trust_policy(None),
+                None,
+            )
+            .await
+    }
+
+    /// Everything a Roles Anywhere client needs, named `name` throughout: a role in moto that
+    /// trusts Roles Anywhere, a trust anchor holding the bed's Roles Anywhere root CA, a profile
+    /// for the role (3600 s, enabled), and vault certificate `name` with a non-exportable `key`
+    /// issued by the bed's intermediate CA (valid for a year).
+    pub async fn setup_roles_anywhere(
+        &self,
+        name: &str,
+        key: KeySpec,
+    ) -> anyhow::Result<RolesAnywhereSetup> {
+        let role_arn = self.create_roles_anywhere_role(name).await?;
+        let ra = &self.rolesanywhere;
+        let root = ra.root_ca();
+        let anchor = ra.create_trust_anchor(name, &[&root]);
+        let profile = ra.create_profile(name, &[&role_arn], ProfileOptions::default());
+        let certificate = self.vault.create_certificate(
+            name,
+            &ra.intermediate_ca(),
+            key,
+            false,
+            Validity::days(365),
+        )?;
+        Ok(RolesAnywhereSetup {
+            trust_anchor_arn: anchor.arn,
+            profile_arn: profile.arn,
+            role_arn,
+            role_name: name.to_string(),
+            certificate,
+        })
     }
 }
 

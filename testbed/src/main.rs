@@ -1,6 +1,8 @@
-//! `testbed up`: starts the local Key Vault, managed-identity endpoint, STS front and moto, and the
-//! IAM Identity Center fakes; prints the settings a handler needs and the endpoints `stsbridge sso`
-//! needs, and runs until Ctrl-C (or SIGTERM), then stops everything.
+//! `testbed up`: starts the local Key Vault, managed-identity endpoint, STS front and moto, the
+//! IAM Identity Center fakes and IAM Roles Anywhere; prints the settings a handler needs, the
+//! endpoints `stsbridge sso` needs and a ready Roles Anywhere configuration (trust anchor, profile,
+//! role, and vault certificate `stsbridge-demo` with a non-exportable P-256 key), and runs until
+//! Ctrl-C (or SIGTERM), then stops everything.
 //!
 //! Usage: `testbed up [--env-file PATH] [--settings-file PATH] [--latency-ms N] [--storage]
 //! [--consumer-app NAME]`
@@ -55,6 +57,10 @@ async fn run() -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
+    let ra = bed
+        .setup_roles_anywhere("stsbridge-demo", testbed::KeySpec::EcP256)
+        .await
+        .context("the Roles Anywhere demo configuration")?;
     bed.vault.faults.set_latency(Duration::from_millis(latency));
     bed.sts.faults.set_latency(Duration::from_millis(latency));
     let mut env = bed.env();
@@ -123,6 +129,13 @@ async fn run() -> anyhow::Result<()> {
         bed.sso_oidc_url(),
         bed.sso_oidc_url()
     );
+    println!(
+        "# IAM Roles Anywhere (AWS_ENDPOINT_URL_ROLESANYWHERE above): vault certificate {} (a non-exportable P-256 key)",
+        ra.certificate.name
+    );
+    println!("#   trust anchor {}", ra.trust_anchor_arn);
+    println!("#   profile      {}", ra.profile_arn);
+    println!("#   role         {}", ra.role_arn);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},

@@ -103,18 +103,28 @@ pub struct Request<'a> {
 
 /// Parses a SigV4 `Authorization` header value.
 pub fn parse_authorization(value: &str) -> Result<Authorization, Refusal> {
+    parse_authorization_for(value, &[ALGORITHM]).map(|(_, auth)| auth)
+}
+
+/// Parses an `Authorization` header of the SigV4 form with one of `algorithms` (IAM Roles
+/// Anywhere's `AWS4-X509-RSA-SHA256` and `AWS4-X509-ECDSA-SHA256` share the form, with the
+/// certificate's serial where SigV4 has the access key id): the algorithm and the fields.
+pub fn parse_authorization_for(
+    value: &str,
+    algorithms: &[&str],
+) -> Result<(String, Authorization), Refusal> {
     let incomplete = |what: &str| {
         Refusal::Incomplete(format!(
             "Authorization header requires '{what}' parameter. Authorization={value}"
         ))
     };
     let algorithm = value.split_whitespace().next().unwrap_or("");
-    if algorithm != ALGORITHM {
+    if !algorithms.contains(&algorithm) {
         return Err(Refusal::Incomplete(format!(
             "Unsupported AWS 'algorithm': '{algorithm}'."
         )));
     }
-    let rest = &value[ALGORITHM.len()..];
+    let rest = &value[algorithm.len()..];
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
@@ -154,14 +164,17 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, Refusal> {
     if signed_headers.iter().any(|h| h.is_empty()) {
         return Err(incomplete("SignedHeaders"));
     }
-    Ok(Authorization {
-        access_key_id: key.to_string(),
-        date: date.to_string(),
-        region: region.to_string(),
-        service: service.to_string(),
-        signed_headers,
-        signature: signature.to_ascii_lowercase(),
-    })
+    Ok((
+        algorithm.to_string(),
+        Authorization {
+            access_key_id: key.to_string(),
+            date: date.to_string(),
+            region: region.to_string(),
+            service: service.to_string(),
+            signed_headers,
+            signature: signature.to_ascii_lowercase(),
+        },
+    ))
 }
 
 /// Checks `request`'s signature, made with `secret` at a time within [`MAX_SKEW`] of `now`.
@@ -171,6 +184,36 @@ pub fn verify(
     secret: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
+    let amz_date = check_time(request, auth, now)?;
+    if !auth.signed_headers.iter().any(|h| h == "host") {
+        return Err(Refusal::Scope(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
+    }
+    let canonical = canonical_request(request, &auth.signed_headers)?;
+    let to_sign = string_to_sign(&amz_date, &auth.scope(), &canonical);
+    let expected = signature(secret, &auth.date, &auth.region, &auth.service, &to_sign);
+    // Constant time is not a concern for a test bed, but it costs nothing to be right.
+    let same = expected.len() == auth.signature.len()
+        && expected
+            .bytes()
+            .zip(auth.signature.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(Refusal::Mismatch)
+    }
+}
+
+/// SigV4's rules for the request time: an `X-Amz-Date` in ISO 8601 basic format, whose day is
+/// the scope's, within [`MAX_SKEW`] of `now`. Returns the `X-Amz-Date` value.
+pub fn check_time(
+    request: &Request<'_>,
+    auth: &Authorization,
+    now: DateTime<Utc>,
+) -> Result<String, Refusal> {
     let amz_date = header_value(request.headers, "x-amz-date").ok_or_else(|| {
         Refusal::Incomplete(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
@@ -206,26 +249,7 @@ pub fn verify(
             basic(now)
         )));
     }
-    if !auth.signed_headers.iter().any(|h| h == "host") {
-        return Err(Refusal::Scope(
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
-        ));
-    }
-    let canonical = canonical_request(request, &auth.signed_headers)?;
-    let to_sign = string_to_sign(&amz_date, &auth.scope(), &canonical);
-    let expected = signature(secret, &auth.date, &auth.region, &auth.service, &to_sign);
-    // Constant time is not a concern for a test bed, but it costs nothing to be right.
-    let same = expected.len() == auth.signature.len()
-        && expected
-            .bytes()
-            .zip(auth.signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(Refusal::Mismatch)
-    }
+    Ok(amz_date)
 }
 
 /// The canonical request for `request` with these signed headers.
@@ -267,8 +291,18 @@ pub fn canonical_request(request: &Request<'_>, signed: &[String]) -> Result<Str
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
+    string_to_sign_for(ALGORITHM, amz_date, scope, canonical_request)
+}
+
+/// The string to sign with another algorithm line (Roles Anywhere's `AWS4-X509-…`).
+pub fn string_to_sign_for(
+    algorithm: &str,
+    amz_date: &str,
+    scope: &str,
+    canonical_request: &str,
+) -> String {
     format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        "{algorithm}\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical_request.as_bytes()))
     )
 }

@@ -250,6 +250,13 @@ impl StsFront {
         *self.lifetime.lock().unwrap() = lifetime;
     }
 
+    /// The expiration (RFC 3339, seconds, `Z`) of a set minted now for `requested`, or for the
+    /// lifetime override when one is set (for mints outside STS calls: Roles Anywhere).
+    pub fn expiration_for(&self, requested: std::time::Duration) -> String {
+        let lifetime = self.lifetime.lock().unwrap().unwrap_or(requested);
+        (chrono::Utc::now() + lifetime).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
     /// How long a key made by `CreateAccessKey` is refused before it works (default: at once).
     pub fn set_key_propagation(&self, delay: std::time::Duration) {
         self.lifecycle.lock().unwrap().propagation = delay;

@@ -461,6 +461,7 @@ async fn an_unforced_trigger_that_reads_a_fresh_set_does_not_wait_for_a_busy_lea
     );
     let texts = texts(&apps);
     assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
 
 /// Issue #27, F3: with an account key, every request the lease store signs carries a service
 /// SAS on the lease container (`sr=c`, read and write), and the one that creates the container

@@ -1,6 +1,7 @@
 // stsbridge on Azure: a Flex Consumption Function App (custom handler, Linux) with a
-// system-assigned managed identity, the Key Vault it reads the AWS source key from and publishes
-// the session credentials to, identity-only storage, monitoring and three alerts.
+// system-assigned managed identity, the Key Vault it reads the AWS source key from (or, in
+// roles-anywhere mode, signs with a certificate's HSM key in) and publishes the session
+// credentials to, identity-only storage, monitoring and three alerts.
 //
 // Deploy into an existing resource group (docs/deploy.md):
 //   az deployment group create -g RG -f infra/azure/main.bicep -p @main.parameters.json
@@ -20,7 +21,11 @@
 //   holds the only long-lived AWS key, so neither a mistake nor an attacker may destroy it for
 //   good. Purge protection reserves the vault name for the retention period after deletion.
 // - The app's Key Vault role is scoped to the vault, not to individual secrets; see the comment
-//   at appSecretsOfficer below.
+//   at appSecretsOfficer below. In roles-anywhere mode its roles on the certificate and its key
+//   are scoped to those two objects (appRolesAnywhereSigner, appRolesAnywhereCertificateReader).
+// - Key Vault certificates are not ARM resources: the roles-anywhere certificate is created with
+//   `az keyvault certificate create` after the first deployment (docs/credential-modes.md), from
+//   infra/azure/roles-anywhere-certificate-policy.json.
 // - Accepted checkov findings are skipped inside each resource with the reason. checkov's Bicep
 //   parser accepts at most four comment lines in a row inside a resource, hence their spread.
 
@@ -50,16 +55,34 @@ param keyVaultName string = ''
 @maxLength(24)
 param storageAccountName string = ''
 
-@description('How stsbridge gets AWS credentials (README "Credential modes"). web-identity needs no AWS key at all and is preferred.')
+@description('How stsbridge gets AWS credentials (README "Credential modes"). web-identity needs no AWS key at all and is preferred; roles-anywhere needs none either: it signs with a non-exportable HSM key of a Key Vault certificate (a premium vault).')
 @allowed([
   'session-token'
   'assume-role'
   'web-identity'
+  'roles-anywhere'
 ])
 param credentialMode string = 'session-token'
 
-@description('assume-role and web-identity: the IAM role ARN (output RoleArn of infra/aws/federation.yaml, or your role). May be empty on the first deployment of web-identity mode, because the AWS side needs this deployment\'s principalId first; redeploy with it afterwards.')
+@description('assume-role, web-identity and roles-anywhere: the IAM role ARN (output RoleArn of infra/aws/federation.yaml or infra/aws/roles-anywhere.yaml, or your role). May be empty on the first deployment of web-identity mode, because the AWS side needs this deployment\'s principalId first; redeploy with it afterwards.')
 param roleArn string = ''
+
+@description('roles-anywhere: the trust anchor ARN (output RolesAnywhereTrustAnchorArn of infra/aws/roles-anywhere.yaml). Empty until the AWS side exists.')
+param rolesAnywhereTrustAnchorArn string = ''
+
+@description('roles-anywhere: the profile ARN (output RolesAnywhereProfileArn of infra/aws/roles-anywhere.yaml), in the trust anchor\'s region. Empty until the AWS side exists.')
+param rolesAnywhereProfileArn string = ''
+
+@description('roles-anywhere: the Key Vault certificate in this vault whose non-exportable HSM key signs CreateSession (the app setting RolesAnywhereCertificate). Key Vault certificates are not ARM resources: create it after the first deployment with az keyvault certificate create (docs/credential-modes.md).')
+@minLength(1)
+@maxLength(127)
+param rolesAnywhereCertificateName string = 'stsbridge-roles-anywhere'
+
+@description('roles-anywhere: true once that certificate exists (created and its signed certificate merged). Then the app gets Key Vault Crypto User on the certificate\'s key and Key Vault Certificate User on the certificate, each scoped to that one object; a role assignment needs its object to exist, so the first deployment leaves this false.')
+param rolesAnywhereCertificateExists bool = false
+
+@description('roles-anywhere: where the intermediate CA certificates sent with CreateSession come from (the app setting RolesAnywhereChain): certificate (the certificate\'s own PEM secret, the default), none, or a Key Vault secret holding them in PEM.')
+param rolesAnywhereChain string = 'certificate'
 
 @description('web-identity: the Entra ID application the token is requested for: its Application ID URI (v1 tokens) or client id (v2).')
 param webIdentityAudience string = ''
@@ -104,7 +127,7 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
 
-@description('Object id of a user or group that stores the AWS source key in the vault (Key Vault Secrets Officer on the vault). Empty: grant it yourself, e.g. just for the first `az keyvault secret set`.')
+@description('Object id of a user or group that stores the AWS source key in the vault (Key Vault Secrets Officer on the vault); in roles-anywhere mode also creates and renews the certificate (Key Vault Certificates Officer on the vault). Empty: grant it yourself, e.g. just for the first `az keyvault secret set`.')
 param operatorPrincipalId string = ''
 
 @description('E-mail address for the alerts. Empty: the alerts still fire and show in Azure Monitor, without notification.')
@@ -162,13 +185,17 @@ var vaultUrl = 'https://${vaultName}${environment().suffixes.keyvaultDns}'
 
 // Built-in role definition ids (the same in every tenant).
 var roleKeyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var roleKeyVaultCryptoUser = '12338af0-0e69-4776-bea7-57ae8d297424'
+var roleKeyVaultCertificateUser = 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba'
+var roleKeyVaultCertificatesOfficer = 'a4417e6f-fecd-4de8-b567-7b0420556985'
 var roleStorageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 // The narrowest built-in role that certainly allows the (undocumented-RBAC) refresh of an app's
 // Key Vault references; see docs/consumers-azure.md for what else it allows.
 var roleWebsiteContributor = 'de139f84-1756-47ae-9be6-808fbbe84772'
 
-var usesSourceKey = credentialMode != 'web-identity'
+var usesSourceKey = credentialMode == 'session-token' || credentialMode == 'assume-role'
+var rolesAnywhere = credentialMode == 'roles-anywhere'
 var actionGroupName = 'ag-${appName}'
 
 // ---------------------------------------------------------------------------------------------
@@ -258,7 +285,8 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key Vault: the AWS source key (session-token, assume-role) and the published credentials
+// Key Vault: the AWS source key (session-token, assume-role) or the roles-anywhere certificate,
+// and the published credentials
 // ---------------------------------------------------------------------------------------------
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -269,9 +297,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_189:Public network access is the keyVaultPublicNetworkAccess parameter (default Enabled for the same reason as CKV_AZURE_109).
   properties: {
     tenantId: subscription().tenantId
+    // roles-anywhere: premium, the SKU whose keys can live in an HSM (RSA-HSM, EC-HSM); the
+    // certificate's key never leaves it. Upgrading an existing vault to premium keeps its contents.
     sku: {
       family: 'A'
-      name: 'standard'
+      name: rolesAnywhere ? 'premium' : 'standard'
     }
     enableRbacAuthorization: true
     enableSoftDelete: true
@@ -394,6 +424,31 @@ var webIdentityAppSettings = credentialMode == 'web-identity' ? [
   }
 ] : []
 
+// roles-anywhere: the app signs CreateSession with the certificate's key (in this vault, by name)
+// and sends the certificate and its intermediates. The ARNs come from infra/aws/roles-anywhere.yaml
+// and are set once known (the app reports the missing one by name until then).
+var rolesAnywhereArnAppSettings = concat(empty(rolesAnywhereTrustAnchorArn) ? [] : [
+  {
+    name: 'RolesAnywhereTrustAnchorArn'
+    value: rolesAnywhereTrustAnchorArn
+  }
+], empty(rolesAnywhereProfileArn) ? [] : [
+  {
+    name: 'RolesAnywhereProfileArn'
+    value: rolesAnywhereProfileArn
+  }
+])
+var rolesAnywhereAppSettings = rolesAnywhere ? concat([
+  {
+    name: 'RolesAnywhereCertificate'
+    value: rolesAnywhereCertificateName
+  }
+  {
+    name: 'RolesAnywhereChain'
+    value: rolesAnywhereChain
+  }
+], rolesAnywhereArnAppSettings) : []
+
 // Consumer apps whose Key Vault references stsbridge refreshes after every publish (issue #18).
 var consumerAppIds = [for name in consumerAppNames: resourceId('Microsoft.Web/sites', name)]
 var refreshAppSettings = empty(consumerAppNames) ? [] : [
@@ -433,7 +488,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // use32BitWorkerProcess, netFrameworkVersion, linuxFxVersion, alwaysOn): FTP is off through
       // the ftp basicPublishingCredentialsPolicies below; scripts/infra_checks/flex_site_config.py.
       http20Enabled: true
-      appSettings: concat(baseAppSettings, sourceKeyAppSettings, roleAppSettings, webIdentityAppSettings, refreshAppSettings, extraAppSettings)
+      appSettings: concat(baseAppSettings, sourceKeyAppSettings, roleAppSettings, webIdentityAppSettings, rolesAnywhereAppSettings, refreshAppSettings, extraAppSettings)
     }
     functionAppConfig: {
       deployment: {
@@ -506,6 +561,50 @@ resource appSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
+// roles-anywhere: the certificate and its key, each role scoped to that one object - the narrowest
+// grant Key Vault RBAC has. A certificate's key and secret are objects of their own (same name):
+// a role on the certificate does not reach its key, so signing needs Crypto User on
+// .../vaults/VAULT/keys/NAME, and reading the certificate Certificate User on
+// .../vaults/VAULT/certificates/NAME. (Its secret, the PEM chain, is covered by Secrets Officer
+// above.) The key is non-exportable; these two roles read and sign, never create, import,
+// delete or export. Crypto User also allows key update (attributes) and backup (a blob only
+// Key Vault can restore): a custom role with keys/read and keys/sign/action is narrower still.
+// A role assignment needs its object to exist: hence rolesAnywhereCertificateExists.
+resource rolesAnywhereKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' existing = {
+  parent: vault
+  name: rolesAnywhereCertificateName
+}
+
+// Certificates have no ARM resource type (Bicep warns BCP081, no type information); this
+// reference only builds the scope .../vaults/VAULT/certificates/NAME that Key Vault RBAC uses
+// (the form the Bicep team recommends, Azure/bicep#5630).
+resource rolesAnywhereCertificate 'Microsoft.KeyVault/vaults/certificates@2023-07-01' existing = {
+  parent: vault
+  name: rolesAnywhereCertificateName
+}
+
+resource appRolesAnywhereSigner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (rolesAnywhere && rolesAnywhereCertificateExists) {
+  name: guid(rolesAnywhereKey.id, functionApp.id, roleKeyVaultCryptoUser)
+  scope: rolesAnywhereKey
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultCryptoUser)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'stsbridge: sign Roles Anywhere CreateSession requests with this certificate\'s key'
+  }
+}
+
+resource appRolesAnywhereCertificateReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (rolesAnywhere && rolesAnywhereCertificateExists) {
+  name: guid(rolesAnywhereCertificate.id, functionApp.id, roleKeyVaultCertificateUser)
+  scope: rolesAnywhereCertificate
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultCertificateUser)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'stsbridge: read the Roles Anywhere certificate (subject, serial, validity, key id)'
+  }
+}
+
 // Identity-based AzureWebJobsStorage and deployment storage (Flex Consumption's documented role;
 // the host keeps timer status, locks and function keys in blobs), scoped to this account only.
 resource appBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -557,6 +656,19 @@ resource operatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultSecretsOfficer)
     principalId: operatorPrincipalId
     description: 'stsbridge operator: store the AWS source key'
+  }
+}
+
+// roles-anywhere: the operator creates the certificate (its CSR), merges the CA-signed certificate
+// and renews it. Certificates Officer acts on certificates only (no key operation): it cannot sign
+// with the certificate's key.
+resource operatorCertificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (rolesAnywhere && !empty(operatorPrincipalId)) {
+  name: guid(vault.id, operatorPrincipalId, roleKeyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultCertificatesOfficer)
+    principalId: operatorPrincipalId
+    description: 'stsbridge operator: create, merge and renew the Roles Anywhere certificate'
   }
 }
 

@@ -4,10 +4,12 @@ scripts/validate-infra.sh installs the pinned tools (scripts/requirements-infra.
 .venv-infra and runs `python -m infra_checks` (__main__.py) there. One module per check:
 
   cfn_lint          every CloudFormation template in infra/aws
-  policies          every JSON policy written as a !Sub string (cfn-lint cannot see inside one):
-                    rendered with placeholder values for every variant of the template's
-                    AllowedValues / optional parameters, checked for a valid IAM policy shape
-                    (web-identity trust must condition on aud AND sub), then the rendered
+  policies          every JSON policy written as a !Sub string (cfn-lint cannot see inside one)
+                    and every role trust policy written as YAML objects: rendered with
+                    placeholder values for every variant of the template's AllowedValues /
+                    optional parameters, checked for a valid IAM policy shape (a web-identity
+                    trust must condition on aud AND sub, a Roles Anywhere trust on the
+                    certificate's subject AND the trust anchor), then the rendered !Sub
                     templates go through cfn-lint, which validates them as policy objects
   checkov_scan      infra/ (Bicep and CloudFormation), offline (--skip-download); fails on a
                     template checkov could not parse (checkov itself exits 0 then), on any
@@ -20,12 +22,17 @@ scripts/validate-infra.sh installs the pinned tools (scripts/requirements-infra.
   bicep_names       the names main.bicep derives (the deployment package's blob container, the
                     storage account) evaluated for representative app and base names with a
                     small evaluator of the Bicep expressions used, against the naming rules
+  certificate_policy  every Key Vault certificate policy in azure/ (*certificate-policy*.json,
+                    what `az keyvault certificate create --policy` reads in roles-anywhere
+                    mode): a non-exportable RSA-HSM or EC-HSM P-256 key, a PEM secret, a CN,
+                    digitalSignature, no AutoRenew with issuer Unknown
   schemas           host.json, */function.json, local.settings.json.example against
                     SchemaStore's schemas, vendored in schemastore/ (no download)
   targets_schema    targets.example.json against targets.schema.json
-  settings          every setting the Bicep template, the parameters example and
-                    local.settings.json.example set is one README.md or a docs/*.md page
-                    documents (or a platform setting), none is one Flex Consumption does not
+  settings          every setting the Bicep template, the parameters examples and
+                    local.settings.json.example set, and every setting a CloudFormation output
+                    gives the value of (the output then named after it), is one README.md or a
+                    docs/*.md page documents (or a platform setting), none is one Flex Consumption does not
                     support (TZ, WEBSITE_TIME_ZONE), and every %Setting% a function.json binds
                     to is set by the template
   alert_texts       every text a log alert in the Bicep template searches for

@@ -1,14 +1,18 @@
-"""Check `policies`: every JSON policy document written as a `!Sub` string in INFRA/aws/*.yaml.
+"""Check `policies`: every JSON policy document written as a `!Sub` string in INFRA/aws/*.yaml,
+and every role trust policy written as a YAML object.
 
 cfn-lint cannot see inside such a string (infra/aws/federation.yaml builds its trust policy
 that way, because the tenant id is part of a condition KEY). So each one is rendered with
 placeholder values for every variant of the template's AllowedValues / optional parameters,
-checked for a valid IAM policy shape (a web-identity trust must condition on aud AND sub), and
-the templates with the rendered documents substituted as objects go through cfn-lint, which
-validates them as policy objects.
+checked for a valid IAM policy shape, and the templates with the rendered documents substituted
+as objects go through cfn-lint, which validates them as policy objects. A trust policy written
+as a YAML object (infra/aws/roles-anywhere.yaml) is validated by cfn-lint as it is; it is
+rendered the same way for stsbridge's own trust rules (check_policy): a web-identity trust must
+condition on aud AND sub, a Roles Anywhere trust on the certificate's subject AND the trust
+anchor.
 
 Called by runner.py (the `policies` line) and self_test.py; the pure parts (Context, variants,
-json_subs, check_policy, render_templates) are unit-tested in tests/test_policies.py.
+json_subs, yaml_trusts, check_policy, render_templates) are unit-tested in tests/test_policies.py.
 Fn::Sub: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-sub.html
 IAM policy grammar: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html
 """
@@ -35,6 +39,7 @@ SAMPLES = [
     "00000000-0000-0000-0000-000000000000",
     "arn:aws:iam::%s:oidc-provider/sts.windows.net/00000000-0000-0000-0000-000000000000/" % ACCOUNT,
     "arn:aws:iam::%s:role/stsbridge-validate" % ACCOUNT,
+    "-----BEGIN CERTIFICATE-----\nMIIBvalidate\n-----END CERTIFICATE-----\n",
     "0123456789abcdef0123456789abcdef01234567",
     "api://stsbridge-validate",
     "stsbridge-validate",
@@ -49,6 +54,8 @@ ARN_OF = {
 }
 REF_IS_ARN = {"AWS::IAM::OIDCProvider", "AWS::IAM::ManagedPolicy"}
 MAX_VARIANTS = 64
+# What `!Ref AWS::NoValue` leaves: the key or list item is dropped.
+NO_VALUE = object()
 
 
 class RenderError(Exception):
@@ -127,6 +134,25 @@ class Context:
                 return self.value(arg[1])[int(self.value(arg[0]))]
         raise RenderError("cannot render %s" % json.dumps(node)[:120])
 
+    def resolve(self, node):
+        """A document written as YAML/JSON objects with its intrinsic functions evaluated: `!If`
+        picks a branch, `!Ref AWS::NoValue` drops the key or list item, any other function is
+        evaluated by value(); keys and plain values are kept as written."""
+        if isinstance(node, list):
+            return [v for v in (self.resolve(v) for v in node) if v is not NO_VALUE]
+        if isinstance(node, dict):
+            if len(node) == 1:
+                (fn, arg), = node.items()
+                if fn == "Ref" and arg == "AWS::NoValue":
+                    return NO_VALUE
+                if fn == "Fn::If":
+                    return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+                if fn == "Ref" or fn.startswith("Fn::"):
+                    return self.value(node)
+            resolved = {k: self.resolve(v) for k, v in node.items()}
+            return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+        return node
+
     def sub(self, arg, json_text):
         """Fn::Sub; with json_text, each value is escaped for a JSON string literal."""
         text, mapping = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
@@ -182,6 +208,17 @@ def variants(params):
     return [dict(zip([n for n, _ in axes], combo)) for combo in combos]
 
 
+def yaml_trusts(tpl):
+    """Yields (path, document) for every AWS::IAM::Role trust policy written as YAML/JSON
+    objects rather than as a `!Sub` string (json_subs finds those)."""
+    for name, res in (tpl.get("Resources") or {}).items():
+        if not isinstance(res, dict) or res.get("Type") != "AWS::IAM::Role":
+            continue
+        doc = (res.get("Properties") or {}).get("AssumeRolePolicyDocument")
+        if isinstance(doc, dict) and "Fn::Sub" not in doc:
+            yield ["Resources", name, "Properties", "AssumeRolePolicyDocument"], doc
+
+
 def json_subs(node, path):
     """Yields (path, Fn::Sub argument) for every Fn::Sub whose text looks like JSON."""
     if isinstance(node, dict):
@@ -200,6 +237,10 @@ def json_subs(node, path):
 
 OPERATOR = re.compile(r"^(ForAnyValue:|ForAllValues:)?(String|Numeric|Date|Bool|Binary|IpAddress|NotIpAddress|Arn|Null)[A-Za-z]*$")
 ACTION = re.compile(r"^(\*|[a-z0-9-]+:[A-Za-z0-9*?]+)$")
+ROLES_ANYWHERE = "rolesanywhere.amazonaws.com"
+# What CreateSession needs the role's trust policy to allow (Roles Anywhere trust model:
+# https://docs.aws.amazon.com/rolesanywhere/latest/userguide/trust-model.html).
+ROLES_ANYWHERE_ACTIONS = ("sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity")
 STATEMENT_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
                   "Resource", "NotResource", "Condition"}
 
@@ -284,6 +325,7 @@ def check_policy(doc, kind):
         # stsbridge's rule: a role trusting web identities trusts ONE identity: aud alone would
         # admit every identity of the tenant that can get a token for the audience.
         actions = strings(s.get("Action")) or []
+        p += roles_anywhere_problems(at, s, actions, cond)
         if s.get("Effect") == "Allow" and "sts:AssumeRoleWithWebIdentity" in actions:
             eq = cond.get("StringEquals", {}) if isinstance(cond.get("StringEquals"), dict) else {}
             for claim in ("aud", "sub"):
@@ -296,6 +338,32 @@ def check_policy(doc, kind):
     text = json.dumps(doc)
     if "${" in text:
         p.append("unresolved ${...} left after substitution")
+    return p
+
+
+def roles_anywhere_problems(at, s, actions, cond):
+    """stsbridge's rule for a statement allowing Roles Anywhere to assume the role: it trusts ONE
+    certificate from ONE trust anchor. The subject alone would admit a certificate with that
+    subject from ANY trust anchor of the account; the anchor alone, every certificate its CA
+    issued. And it allows all three actions CreateSession needs."""
+    principal = s.get("Principal")
+    services = strings(principal.get("Service")) if isinstance(principal, dict) else None
+    if s.get("Effect") != "Allow" or not services or ROLES_ANYWHERE not in services:
+        return []
+    p = []
+    allowed = {a.lower() for a in actions}
+    missing = [a for a in ROLES_ANYWHERE_ACTIONS if a.lower() not in allowed]
+    if missing:
+        p.append("%s: Roles Anywhere needs %s (missing %s)"
+                 % (at, ", ".join(ROLES_ANYWHERE_ACTIONS), ", ".join(missing)))
+    eq = cond.get("StringEquals") if isinstance(cond.get("StringEquals"), dict) else {}
+    if not any(k.lower().startswith("aws:principaltag/x509subject/") for k in eq):
+        p.append("%s: a Roles Anywhere trust must be conditioned on StringEquals "
+                 "aws:PrincipalTag/x509Subject/<field> (the certificate)" % at)
+    arn = cond.get("ArnEquals") if isinstance(cond.get("ArnEquals"), dict) else {}
+    if not any(k.lower() == "aws:sourcearn" for k in arn):
+        p.append("%s: a Roles Anywhere trust must be conditioned on ArnEquals aws:SourceArn "
+                 "(the trust anchor)" % at)
     return p
 
 
@@ -315,12 +383,31 @@ def decode_template(path):
     return json.loads(json.dumps(raw, default=str))
 
 
-def render_templates(outdir, files):
-    """Renders and checks every JSON-looking Fn::Sub string of the templates `files`.
+def check_yaml_trusts(path, ctx, trusts, values, seen):
+    """The problems of the trust policies written as objects (`trusts`, from yaml_trusts) of
+    template `path`, rendered in context `ctx` (parameters `values`). A problem already in
+    `seen` (found with other parameters) is not repeated; `seen` gets the new ones."""
+    problems = []
+    for where, doc in trusts:
+        label = "%s: %s" % (path, "/".join(map(str, where)))
+        try:
+            found = check_policy(ctx.resolve(doc), "trust")
+        except RenderError as e:
+            found = ["cannot render: %s" % e]
+        for m in found:
+            if (label, m) not in seen:
+                seen.add((label, m))
+                problems.append("%s: %s (parameters %s)" % (label, m, values))
+    return problems
 
-    Writes OUTDIR/<template>.<n>.json (the template with each distinct rendering substituted
-    as an object) for cfn-lint. Returns (problems, summary line)."""
-    problems, docs, rendered = [], 0, 0
+
+def render_templates(outdir, files):
+    """Renders and checks every JSON-looking Fn::Sub string and every trust policy written as
+    objects of the templates `files`.
+
+    Writes OUTDIR/<template>.<n>.json (the template with each distinct rendering of its Fn::Sub
+    strings substituted as objects) for cfn-lint. Returns (problems, summary line)."""
+    problems, docs, yaml_docs, rendered = [], 0, 0, 0
     for path in files:
         try:
             tpl = decode_template(path)
@@ -328,10 +415,12 @@ def render_templates(outdir, files):
             problems.append("%s: %s" % (path, e))
             continue
         subs = list(json_subs(tpl.get("Resources", {}), ["Resources"]))
+        trusts = list(yaml_trusts(tpl))
         docs += len(subs)
-        if not subs:
+        yaml_docs += len(trusts)
+        if not subs and not trusts:
             continue
-        seen = set()
+        seen, seen_yaml = set(), set()
         try:
             combos = variants(tpl.get("Parameters", {}))
         except RenderError as e:
@@ -339,6 +428,9 @@ def render_templates(outdir, files):
             continue
         for values in combos:
             ctx = Context(tpl, values)
+            problems += check_yaml_trusts(path, ctx, trusts, values, seen_yaml)
+            if not subs:
+                continue
             out = copy.deepcopy(tpl)
             key = []
             for where, arg in subs:
@@ -367,8 +459,8 @@ def render_templates(outdir, files):
                 json.dump(out, f, indent=1)
     # Deduplicate (every variant repeats the same problem).
     problems = list(dict.fromkeys(problems))
-    summary = "%d JSON policy document(s) in %d template(s), %d distinct rendering(s)" % (
-        docs, len(files), rendered)
+    summary = ("%d JSON policy document(s) and %d YAML trust policy document(s) in %d template(s), "
+               "%d distinct rendering(s)" % (docs, yaml_docs, len(files), rendered))
     return problems, summary
 
 

@@ -9,8 +9,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import (alert_texts, bicep_names, bicep_parameters, cfn_lint, checkov_scan, flex_site_config, policies,
-               schemas, settings, targets_schema)
+from . import (alert_texts, bicep_names, bicep_parameters, certificate_policy, cfn_lint, checkov_scan,
+               flex_site_config, policies, schemas, settings, targets_schema)
 from .common import CheckFailed, failed_line, indent, ok_line
 
 
@@ -19,7 +19,7 @@ class Tree:
     """What a validation looks at, and where it may write."""
 
     root: Path   # host.json, */function.json, local.settings.json.example, targets.*.json, README.md, docs/
-    infra: Path  # aws/*.yaml, azure/*.bicep, azure/*.parameters*.json
+    infra: Path  # aws/*.yaml, azure/*.bicep, azure/*.parameters*.json, azure/*certificate-policy*.json
     src: Path    # the app's source (the alert texts); always this repository's src/
     work: Path   # scratch space (rendered templates, resolved function.json), removed afterwards
 
@@ -37,6 +37,7 @@ CHECKS = {
     "bicep_parameters": lambda t: bicep_parameters.check_bicep_parameters(t.infra),
     "flex_site_config": lambda t: flex_site_config.check_flex_site_config(t.infra),
     "bicep_names": lambda t: bicep_names.check_bicep_names(t.infra),
+    "certificate_policy": lambda t: certificate_policy.check_certificate_policies(t.infra),
     "schemas": lambda t: schemas.check_schemas(t.root, t.work),
     "targets_schema": lambda t: targets_schema.check_targets_schema(t.root),
     "settings": lambda t: settings.check_settings(t.infra, t.root),

@@ -3,10 +3,13 @@
 The documentation's settings tables are the contract, and a misspelt name is silently ignored
 by the app, which then runs on a default. So every setting that INFRA/azure/*.bicep (its app
 settings arrays), the additionalAppSettings of INFRA/azure/*.parameters*.json and
-local.settings.json.example set must be one the docs name in backticks (README.md and every
-docs/*.md page, whichever exist: a setting documented in any of them counts), or a setting of
-the Functions host / the platform (PLATFORM). And every %Setting% a function.json binds to must
-be set by a Bicep template, or the deployed trigger would have no value.
+local.settings.json.example set, and every setting an output of INFRA/aws/*.yaml gives the value
+of (its Description says "... the Function App's RoleArn app setting"), must be one the docs
+name in backticks (README.md and every docs/*.md page, whichever exist: a setting documented in
+any of them counts), or a setting of the Functions host / the platform (PLATFORM). Such an
+output is named after its setting (deployers look outputs up by the setting's name). And every
+%Setting% a function.json binds to must be set by a Bicep template, or the deployed trigger
+would have no value.
 Nothing here lists stsbridge's own settings: they are read from the docs, so a new setting
 needs only its documentation. A setting the Flex Consumption plan does not support (UNSUPPORTED:
 the time zone ones) fails wherever it is set, documented or not.
@@ -35,6 +38,8 @@ DOCUMENTED = re.compile(r"`([A-Za-z][A-Za-z0-9_]*)`")
 # A Bicep app settings array entry: {name: '...', value: ...} over two lines.
 BICEP_SETTING = re.compile(r"name:\s*'([A-Za-z0-9_]+)'\s*\n\s*value:")
 BINDING_EXPRESSION = re.compile(r"%([A-Za-z0-9_]+)%")
+# A CloudFormation output whose value is an app setting's says so in its Description.
+OUTPUT_SETTING = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*) app setting\b")
 
 
 def doc_files(root):
@@ -64,15 +69,37 @@ def template_settings(infra):
     return used
 
 
+def output_settings(infra):
+    """(template, output name, setting) for every output of INFRA/aws/*.yaml whose Description
+    says it is the value of an app setting ("... the Function App's RoleArn app setting")."""
+    from .policies import RenderError, decode_template  # cfn-lint's reader of templates
+
+    found = []
+    for path in sorted_glob(Path(infra) / "aws", "*.yaml"):
+        try:
+            outputs = decode_template(path).get("Outputs") or {}
+        except RenderError:
+            continue  # the cfn-lint check reports a template that cannot be read
+        for name, output in outputs.items():
+            description = output.get("Description") if isinstance(output, dict) else None
+            m = OUTPUT_SETTING.search(description) if isinstance(description, str) else None
+            if m:
+                found.append((str(path), name, m.group(1)))
+    return found
+
+
 def settings_used(infra, root):
     """name -> where it is first set: a Bicep template, a parameters file's
-    additionalAppSettings, or local.settings.json.example (in that order)."""
+    additionalAppSettings, a CloudFormation output, or local.settings.json.example (in that
+    order)."""
     used = template_settings(infra)
     for path in sorted_glob(Path(infra) / "azure", "*.parameters*.json"):
         with open(path) as f:
             extra = json.load(f).get("parameters", {}).get("additionalAppSettings", {}).get("value", {})
         for name in extra if isinstance(extra, dict) else ():
             used.setdefault(name, "%s (additionalAppSettings)" % path)
+    for path, output, name in output_settings(infra):
+        used.setdefault(name, "%s (output %s)" % (path, output))
     example = Path(root) / "local.settings.json.example"
     with open(example) as f:
         for name in json.load(f).get("Values", {}):
@@ -103,6 +130,9 @@ def check_settings(infra, root):
     problems += ["%s sets %s, which README.md and docs/*.md do not document as a setting" % (where, name)
                  for name, where in sorted(used.items())
                  if name not in documented and name not in PLATFORM and name not in UNSUPPORTED]
+    problems += ["%s: output %s gives the %s app setting: name it %s (deployers look outputs up by the "
+                 "setting's name)" % (path, output, name, name)
+                 for path, output, name in output_settings(infra) if output != name]
     set_by_template = set(template_settings(infra))
     problems += ["%s binds to %%%s%%, which no Bicep template sets as an app setting" % (fj, name)
                  for fj, name in binding_settings(root) if name not in set_by_template]

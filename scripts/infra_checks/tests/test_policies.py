@@ -8,7 +8,7 @@ import unittest
 from infra_checks import policies
 from infra_checks.common import CheckFailed
 from infra_checks.policies import (Context, RenderError, check_policy, json_subs, render_templates,
-                                   sample_for, strings, variants)
+                                   sample_for, strings, variants, yaml_trusts)
 from infra_checks.tests.fixtures import TempDirTestCase
 
 TPL = {
@@ -80,6 +80,21 @@ class Rendering(unittest.TestCase):
         with self.assertRaisesRegex(RenderError, "is a list"):
             self.ctx(Name=["a", "b"]).sub("${Name}", json_text=False)
 
+    def test_resolve_evaluates_functions_inside_objects_and_drops_no_value(self):
+        doc = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Condition": {"StringEquals": {"k:name": {"Ref": "Name"}},
+                                              "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["Role", "Arn"]}}}},
+            {"Fn::If": ["IsA", {"Sid": "OnlyForA"}, {"Ref": "AWS::NoValue"}]},
+        ], "Extra": {"Fn::If": ["NotA", "x", {"Ref": "AWS::NoValue"}]}}
+        self.assertEqual(self.ctx(Name="a").resolve(doc), {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Condition": {"StringEquals": {"k:name": "a"},
+                                              "ArnEquals": {"aws:SourceArn": "arn:aws:iam::123456789012:role/Role"}}},
+            {"Sid": "OnlyForA"}]})
+        self.assertEqual(len(self.ctx(Name="b").resolve(doc)["Statement"]), 1)
+        self.assertEqual(self.ctx(Name="b").resolve(doc)["Extra"], "x")
+        with self.assertRaisesRegex(RenderError, "unknown name 'Nope'"):
+            self.ctx(Name="a").resolve({"a": [{"Ref": "Nope"}]})
+
 
 class Variants(unittest.TestCase):
     def test_every_allowed_value_and_empty_or_sample_for_optional_parameters(self):
@@ -113,13 +128,63 @@ class JsonSubs(unittest.TestCase):
         self.assertEqual([p for p, _ in json_subs(node, ["R"])], [["R", "A"], ["R", "B", 0]])
 
 
+class YamlTrusts(unittest.TestCase):
+    def test_finds_role_trust_policies_written_as_objects_only(self):
+        doc = {"Version": "2012-10-17", "Statement": []}
+        tpl = {"Resources": {
+            "Yaml": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": doc}},
+            "Sub": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Fn::Sub": "{}"}}},
+            "Bare": {"Type": "AWS::IAM::Role"},
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"AssumeRolePolicyDocument": doc}},
+        }}
+        self.assertEqual(list(yaml_trusts(tpl)), [(["Resources", "Yaml", "Properties", "AssumeRolePolicyDocument"], doc)])
+
+
 def trust(condition):
     return {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/x"},
         "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition}]}
 
 
+def roles_anywhere(condition, actions=("sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity")):
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "rolesanywhere.amazonaws.com"},
+        "Action": list(actions), "Condition": condition}]}
+
+
+CERTIFICATE = {"StringEquals": {"aws:PrincipalTag/x509Subject/CN": "stsbridge"}}
+ANCHOR = {"ArnEquals": {"aws:SourceArn": "arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x"}}
+
+
 class PolicyShape(unittest.TestCase):
+    def test_a_roles_anywhere_trust_on_the_certificate_and_the_trust_anchor_passes(self):
+        self.assertEqual(check_policy(roles_anywhere(dict(CERTIFICATE, **ANCHOR)), "trust"), [])
+
+    def test_a_roles_anywhere_trust_without_the_trust_anchor_fails(self):
+        self.assertEqual(check_policy(roles_anywhere(CERTIFICATE), "trust"),
+                         ["Statement[0]: a Roles Anywhere trust must be conditioned on ArnEquals aws:SourceArn "
+                          "(the trust anchor)"])
+
+    def test_a_roles_anywhere_trust_without_the_certificate_fails(self):
+        issuer_only = {"StringEquals": {"aws:PrincipalTag/x509Issuer/CN": "My CA"}}
+        self.assertEqual(check_policy(roles_anywhere(dict(issuer_only, **ANCHOR)), "trust"),
+                         ["Statement[0]: a Roles Anywhere trust must be conditioned on StringEquals "
+                          "aws:PrincipalTag/x509Subject/<field> (the certificate)"])
+
+    def test_a_roles_anywhere_trust_needs_all_three_actions(self):
+        doc = roles_anywhere(dict(CERTIFICATE, **ANCHOR), actions=["sts:AssumeRole"])
+        self.assertEqual(check_policy(doc, "trust"),
+                         ["Statement[0]: Roles Anywhere needs sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity "
+                          "(missing sts:TagSession, sts:SetSourceIdentity)"])
+
+    def test_the_roles_anywhere_rule_leaves_other_services_and_denies_alone(self):
+        doc = roles_anywhere({})
+        doc["Statement"][0]["Principal"] = {"Service": ["lambda.amazonaws.com"]}
+        self.assertEqual(check_policy(doc, "trust"), [])
+        doc = roles_anywhere({})
+        doc["Statement"][0]["Effect"] = "Deny"
+        self.assertEqual(check_policy(doc, "trust"), [])
+
     def test_a_web_identity_trust_on_aud_and_sub_passes(self):
         self.assertEqual(check_policy(trust({"StringEquals": {"iss/:aud": "a", "iss/:sub": "s"}}), "trust"), [])
 
@@ -183,13 +248,45 @@ Resources:
 """
 
 
+YAML_TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  CommonName:
+    Type: String
+  Accept:
+    Type: String
+    AllowedValues: ['false', 'true']
+Resources:
+  Anchor:
+    Type: AWS::RolesAnywhere::TrustAnchor
+    Properties:
+      Name: a
+      Source: { SourceType: CERTIFICATE_BUNDLE, SourceData: { X509CertificateData: x } }
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: '2012-10-17'
+        Statement:
+          - Effect: Allow
+            Principal: { Service: rolesanywhere.amazonaws.com }
+            Action: [sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity]
+            Condition:
+              StringEquals:
+                aws:PrincipalTag/x509Subject/CN: !Ref CommonName
+              ArnEquals:
+                aws:SourceArn: !GetAtt Anchor.TrustAnchorArn
+"""
+
+
 class RenderTemplates(TempDirTestCase):
     def test_each_distinct_rendering_is_written(self):
         tpl = self.write("aws/role.yaml", TEMPLATE)
         out = self.subdir("out")
         problems, summary = render_templates(out, [tpl])
         self.assertEqual(problems, [])
-        self.assertEqual(summary, "1 JSON policy document(s) in 1 template(s), 2 distinct rendering(s)")
+        self.assertEqual(summary, "1 JSON policy document(s) and 0 YAML trust policy document(s) in 1 template(s), "
+                                  "2 distinct rendering(s)")
         rendered = sorted(p.name for p in out.iterdir())
         self.assertEqual(rendered, ["role.1.json", "role.2.json"])
         doc = json.loads((out / "role.2.json").read_text())["Resources"]["Role"]["Properties"]["AssumeRolePolicyDocument"]
@@ -214,12 +311,35 @@ class RenderTemplates(TempDirTestCase):
         tpl = self.write("aws/broken.yaml", "Resources: [\n")
         problems, summary = render_templates(self.subdir("out"), [tpl])
         self.assertIn("cannot be read", problems[0])
-        self.assertTrue(summary.startswith("0 JSON policy document(s) in 1 template(s)"))
+        self.assertTrue(summary.startswith("0 JSON policy document(s) and 0 YAML trust policy document(s) in 1 template(s)"))
+
+    def test_a_yaml_trust_is_checked_in_every_variant_and_nothing_is_written(self):
+        tpl = self.write("aws/ra.yaml", YAML_TEMPLATE)
+        out = self.subdir("out")
+        problems, summary = render_templates(out, [tpl])
+        self.assertEqual(problems, [])
+        self.assertEqual(summary, "0 JSON policy document(s) and 1 YAML trust policy document(s) in 1 template(s), "
+                                  "0 distinct rendering(s)")
+        self.assertEqual(list(out.iterdir()), [])
+
+    def test_a_yaml_trust_problem_is_reported_once_with_the_first_parameters(self):
+        tpl = self.write("aws/ra.yaml", YAML_TEMPLATE.replace("              ArnEquals:\n", "              ArnLike:\n"))
+        problems, _ = render_templates(self.subdir("out"), [tpl])
+        self.assertEqual(problems, ["%s: Resources/Role/Properties/AssumeRolePolicyDocument: Statement[0]: a Roles "
+                                    "Anywhere trust must be conditioned on ArnEquals aws:SourceArn (the trust anchor) "
+                                    "(parameters {'CommonName': 'validate-CommonName', 'Accept': 'false'})" % tpl])
+
+    def test_a_yaml_trust_that_cannot_be_rendered_is_reported(self):
+        tpl = self.write("aws/ra.yaml", YAML_TEMPLATE.replace("!Ref CommonName", "!Ref Missing"))
+        problems, _ = render_templates(self.subdir("out"), [tpl])
+        self.assertEqual(len(problems), 1)
+        self.assertIn("AssumeRolePolicyDocument: cannot render: Ref to unknown name 'Missing'", problems[0])
 
     def test_check_policies_passes_and_lints_the_renderings(self):
         self.write("infra/aws/role.yaml", TEMPLATE)
-        self.assertEqual(check_policies(self), "policies: 1 JSON policy document(s) in 1 template(s), "
-                         "2 distinct rendering(s); shapes valid, renderings cfn-lint clean")
+        self.write("infra/aws/ra.yaml", YAML_TEMPLATE)
+        self.assertEqual(check_policies(self), "policies: 1 JSON policy document(s) and 1 YAML trust policy "
+                         "document(s) in 2 template(s), 2 distinct rendering(s); shapes valid, renderings cfn-lint clean")
 
     def test_check_policies_fails_with_the_problems_as_details(self):
         self.write("infra/aws/role.yaml", TEMPLATE.replace('"Effect": "Allow"', '"Effect": "Maybe"'))

@@ -61,7 +61,8 @@ class Validate(unittest.TestCase):
 class Checks(unittest.TestCase):
     def test_the_order_is_the_shell_script_order(self):
         self.assertEqual(list(CHECKS), ["cfn_lint", "policies", "checkov", "bicep_parameters", "flex_site_config",
-                                        "bicep_names", "schemas", "targets_schema", "settings", "alert_texts"])
+                                        "bicep_names", "certificate_policy", "schemas", "targets_schema",
+                                        "settings", "alert_texts"])
 
     def test_every_self_test_case_names_a_check(self):
         for case in CASES:

@@ -126,9 +126,9 @@ class SelfTest(BrokenCopy):
 
 
 class Cases(unittest.TestCase):
-    def test_seventeen_cases_with_distinct_names(self):
-        self.assertEqual(len(CASES), 17)
-        self.assertEqual(len({(c.check, c.name) for c in CASES}), 17)
+    def test_twenty_cases_with_distinct_names(self):
+        self.assertEqual(len(CASES), 20)
+        self.assertEqual(len({(c.check, c.name) for c in CASES}), 20)
         self.assertEqual([c.check for c in CASES].count("all"), 1)
 
 

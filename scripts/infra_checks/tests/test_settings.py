@@ -6,7 +6,7 @@ import unittest
 
 from infra_checks.common import CheckFailed
 from infra_checks.settings import (check_settings, describe_docs, doc_files, documented_names,
-                                   settings_used, template_settings)
+                                   output_settings, settings_used, template_settings)
 from infra_checks.tests.fixtures import TempDirTestCase
 
 BICEP = """\
@@ -150,6 +150,38 @@ class Tree(TempDirTestCase):
         self.assertTrue(all("which Flex Consumption does not support (the timer runs in UTC)" in d for d in details))
         self.assertIn("sets TZ,", details[0])
         self.assertIn("(additionalAppSettings) sets WEBSITE_TIME_ZONE,", details[1])
+
+    def write_outputs(self, outputs):
+        return self.write("infra/aws/stack.yaml", "AWSTemplateFormatVersion: '2010-09-09'\nResources: {}\n"
+                          "Outputs:\n" + outputs)
+
+    def test_outputs_that_give_an_app_setting_are_found(self):
+        stack = self.write_outputs(
+            "  KeyVaultUrl:\n    Description: Set as the Function App's KeyVaultUrl app setting.\n"
+            "    Value: !GetAtt Vault.Uri\n"
+            "  Other:\n    Description: Not a setting.\n    Value: x\n"
+            "  NoDescription:\n    Value: y\n")
+        self.write("infra/aws/unreadable.yaml", "Outputs: [\n")
+        self.assertEqual(output_settings(self.infra), [(str(stack), "KeyVaultUrl", "KeyVaultUrl")])
+
+    def test_an_output_setting_is_checked_like_any_other(self):
+        self.write("README.md", README + "`ExpiryWarningSeconds`\n")
+        stack = self.write_outputs("  RoleArn:\n    Description: Set as the Function App's RoleArn app setting.\n"
+                                   "    Value: x\n")
+        self.assertEqual(settings_used(self.infra, self.dir)["RoleArn"], "%s (output RoleArn)" % stack)
+        e = self.failure()
+        self.assertEqual(e.summary, "app settings: 6 setting name(s) checked")
+        self.assertEqual(e.details, "%s (output RoleArn) sets RoleArn, which README.md and docs/*.md do not "
+                                    "document as a setting" % stack)
+        self.write("docs/modes.md", "`RoleArn`\n")
+        self.assertIn("6 setting name(s) checked", self.check())
+
+    def test_an_output_not_named_after_its_setting_fails(self):
+        self.write("README.md", README + "`ExpiryWarningSeconds`\n")
+        stack = self.write_outputs("  Vault:\n    Description: Set as the Function App's KeyVaultUrl app setting.\n"
+                                   "    Value: x\n")
+        self.assertEqual(self.failure().details, "%s: output Vault gives the KeyVaultUrl app setting: name it "
+                                                 "KeyVaultUrl (deployers look outputs up by the setting's name)" % stack)
 
     def test_no_docs_at_all_fails(self):
         e = self.failure()

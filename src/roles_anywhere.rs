@@ -193,21 +193,10 @@ impl RolesAnywhereMinter {
     pub async fn mint(&self, duration_secs: u64) -> Result<MintedCredentials, MintError> {
         let ra = &self.settings;
         let certificate = self.certificate().await?;
+        // No check of the certificate's validity here: AWS (and the vault, for its key) is the
+        // judge, on its own clock; a refusal's hint says when the certificate is out of date.
         let now = Utc::now();
-        if certificate.info.not_after < now {
-            self.forget_certificate();
-            return Err(MintError {
-                stage: Stage::Certificate,
-                settings: false,
-                unreachable: false,
-                code: "CertificateExpired".into(),
-                message: format!(
-                    "the certificate {} expired at {}: Roles Anywhere refuses it",
-                    ra.certificate, certificate.info.not_after
-                ),
-                hint: Some("renew it in Key Vault (a certificate policy can renew it automatically) or name another in RolesAnywhereCertificate".into()),
-            });
-        }
+        let outside_validity = now < certificate.info.not_before || certificate.info.not_after < now;
         let unsigned = roles_anywhere::prepare(
             &SessionRequest {
                 endpoint: &ra.endpoint,
@@ -234,8 +223,11 @@ impl RolesAnywhereMinter {
             )
             .await
             .map_err(|e| {
-                MintError::vault(Stage::Sign, "signing the Roles Anywhere request with the certificate's key", &e,
-                    "the identity needs the Key Vault Crypto User role on the certificate's key (sign)")
+                let hint = match outside_validity {
+                    true => "the certificate (and so its key) is outside its validity: renew it in Key Vault",
+                    false => "the identity needs the Key Vault Crypto User role on the certificate's key (sign)",
+                };
+                MintError::vault(Stage::Sign, "signing the Roles Anywhere request with the certificate's key", &e, hint)
             })?;
         let signature = match certificate.algorithm {
             KeyAlgorithm::Rsa => raw,
@@ -260,19 +252,26 @@ impl RolesAnywhereMinter {
                     unreachable: matches!(e, AwsError::Unreachable { .. }),
                     code: e.code().to_string(),
                     message: e.to_string(),
-                    hint: hint(&e, ra, duration_secs),
+                    hint: hint(&e, ra, duration_secs, outside_validity),
                 }
             })
     }
 }
 
 /// Which side to fix, for Roles Anywhere's refusals.
-fn hint(e: &AwsError, ra: &RolesAnywhereSettings, duration: u64) -> Option<String> {
+fn hint(
+    e: &AwsError,
+    ra: &RolesAnywhereSettings,
+    duration: u64,
+    outside_validity: bool,
+) -> Option<String> {
     let AwsError::Refused { message, .. } = e else {
         return None;
     };
     let m = message.to_ascii_lowercase();
-    Some(if m.contains("untrusted") {
+    Some(if outside_validity || m.contains("expired") || m.contains("not yet valid") || m.contains("validity") {
+        format!("the certificate {} is outside its validity: renew it in Key Vault (a certificate policy can renew it automatically)", ra.certificate)
+    } else if m.contains("untrusted") {
         "the certificate does not chain to a CA of the trust anchor: check RolesAnywhereCertificate, its intermediates (RolesAnywhereChain) and the trust anchor's certificate bundle".into()
     } else if m.contains("signature") {
         "AWS could not verify the signature with the certificate's public key: the certificate's key in Key Vault must be the one that signed (RolesAnywhereCertificate)".into()

@@ -94,6 +94,9 @@ pub struct KeyVault {
     certificates: Mutex<HashMap<String, certificates::StoredCertificate>>,
     /// Every signature `sign` made (several encodings), for the secret search.
     signatures: Mutex<Vec<String>>,
+    /// A fault: `sign` answers a signature that is not the key's (one bit flipped), as a
+    /// corrupted answer or a wrong key would (see [`KeyVault::set_tamper_signatures`]).
+    pub(crate) tamper_signatures: std::sync::atomic::AtomicBool,
     pub faults: Faults,
     log: Mutex<Vec<LoggedRequest>>,
 }
@@ -108,9 +111,17 @@ impl KeyVault {
             keys: Mutex::default(),
             certificates: Mutex::default(),
             signatures: Mutex::default(),
+            tamper_signatures: std::sync::atomic::AtomicBool::new(false),
             faults: Faults::default(),
             log: Mutex::default(),
         })
+    }
+
+    /// Turns the tampered-signature fault on or off: `sign` answers a signature with one bit
+    /// flipped (a corrupted answer, or a key that is not the certificate's), which AWS refuses.
+    pub fn set_tamper_signatures(&self, on: bool) {
+        self.tamper_signatures
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stores a new version directly (seeding), as a `PUT` would; returns the version id.

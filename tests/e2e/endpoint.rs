@@ -21,7 +21,7 @@ const AUDIENCE: &str = "api://stsbridge-aws";
 const BUNDLE: &str = "AwsSessionCredentials";
 
 /// A running `stsbridge serve-credentials`, its two lines read.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     lines: Vec<String>,
     url: String,
@@ -34,14 +34,17 @@ struct Served {
 
 /// The start failed: its exit code, stdout and stderr.
 #[derive(Debug)]
-struct Failed {
+pub(crate) struct Failed {
     code: Option<i32>,
     stdout: String,
     stderr: String,
 }
 
 impl Served {
-    async fn start(env: &HashMap<String, String>, args: &[&str]) -> Result<Served, Failed> {
+    pub(crate) async fn start(
+        env: &HashMap<String, String>,
+        args: &[&str],
+    ) -> Result<Served, Failed> {
         Self::start_with(env, args, None).await
     }
 
@@ -126,7 +129,7 @@ impl Served {
     }
 
     /// The two container-provider variables, as a wrapper would set them.
-    fn client_env(&self) -> Vec<(String, String)> {
+    pub(crate) fn client_env(&self) -> Vec<(String, String)> {
         let mut env = vec![(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(),
             self.url.clone(),
@@ -149,7 +152,7 @@ impl Served {
         (status, serde_json::from_str(&text).unwrap_or_default())
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
@@ -205,7 +208,11 @@ const WEB_IDENTITY: [&str; 5] = ["--web-identity", "--role-arn", ROLE, "--audien
 
 /// Runs a shell script as a client would run: a clean environment with the venv's `aws` and
 /// `python` on PATH, no AWS config or credentials file, STS at the test bed, plus `extra`.
-async fn client(bed: &TestBed, extra: &[(String, String)], script: &str) -> (i32, String, String) {
+pub(crate) async fn client(
+    bed: &TestBed,
+    extra: &[(String, String)],
+    script: &str,
+) -> (i32, String, String) {
     let home = tempfile::tempdir().unwrap();
     let venv_bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
     let bin_dir = std::path::Path::new(BIN).parent().unwrap();

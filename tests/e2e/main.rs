@@ -23,6 +23,8 @@
 //! - `properties`: property tests of the parsers of outside input (never panic);
 //! - `revoke`: `stsbridge revoke`: deny policies (parsed back from moto), re-issue, old sets dead, prune;
 //!   nothing from the vault taken on trust (issue #26: proven users, bounded cut-offs), `--function-url`;
+//! - `roles_anywhere`: roles-anywhere mode and `--roles-anywhere`, signed by a non-exportable
+//!   Key Vault key, against the test bed's Roles Anywhere endpoint (issues #30, #31);
 //! - `reliability`: single flight, instances, retries, budget, expiry warnings, version hygiene;
 //! - `secret_search`: that every test here ends with a secret search (a check of the sources);
 //! - `security`: the security reviews' findings (issues #15, #26): crafted bundles, lost answers, live
@@ -42,6 +44,7 @@ mod package;
 mod properties;
 mod reliability;
 mod revoke;
+mod roles_anywhere;
 mod secret_search;
 mod security;
 mod side_work;

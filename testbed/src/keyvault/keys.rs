@@ -610,7 +610,7 @@ pub(super) fn sign(
             "KeyOperationForbidden",
         );
     }
-    let signature = match v.material.sign(&alg, &digest) {
+    let mut signature = match v.material.sign(&alg, &digest) {
         Ok(s) => s,
         Err(SignRefusal::Algorithm) => {
             return bad_parameter(&format!(
@@ -625,6 +625,12 @@ pub(super) fn sign(
         ))
         }
     };
+    if vault
+        .tamper_signatures
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        signature[0] ^= 0x01;
+    }
     vault.record_signature(&signature, matches!(*v.material, Material::Ec(..)));
     json_ok(json!({
         "kid": format!("{base}/keys/{display}/{}", v.version),

@@ -196,7 +196,8 @@ impl RolesAnywhereMinter {
         // No check of the certificate's validity here: AWS (and the vault, for its key) is the
         // judge, on its own clock; a refusal's hint says when the certificate is out of date.
         let now = Utc::now();
-        let outside_validity = now < certificate.info.not_before || certificate.info.not_after < now;
+        let outside_validity =
+            now < certificate.info.not_before || certificate.info.not_after < now;
         let unsigned = roles_anywhere::prepare(
             &SessionRequest {
                 endpoint: &ra.endpoint,
@@ -269,29 +270,35 @@ fn hint(
         return None;
     };
     let m = message.to_ascii_lowercase();
-    Some(if outside_validity || m.contains("expired") || m.contains("not yet valid") || m.contains("validity") {
-        format!("the certificate {} is outside its validity: renew it in Key Vault (a certificate policy can renew it automatically)", ra.certificate)
-    } else if m.contains("untrusted") {
-        "the certificate does not chain to a CA of the trust anchor: check RolesAnywhereCertificate, its intermediates (RolesAnywhereChain) and the trust anchor's certificate bundle".into()
-    } else if m.contains("signature") {
-        "AWS could not verify the signature with the certificate's public key: the certificate's key in Key Vault must be the one that signed (RolesAnywhereCertificate)".into()
-    } else if m.contains("expired") || m.contains("not yet valid") || m.contains("validity") {
-        format!(
-            "the certificate {} is outside its validity: renew it in Key Vault",
-            ra.certificate
-        )
-    } else if m.contains("rolesessionname") {
-        "the profile does not accept RoleSessionName: unset it, or set AcceptRoleSessionName on the profile".into()
-    } else if m.contains("duration") {
-        format!("SessionDurationSeconds ({duration}) is more than the profile (its DurationSeconds) or the role (MaxSessionDuration) allows: lower it or raise theirs")
-    } else if m.contains("disabled") {
-        "the trust anchor or the profile is disabled (RolesAnywhereTrustAnchorArn, RolesAnywhereProfileArn)".into()
-    } else if m.contains("assume role")
-        || m.contains("trust policy")
-        || m.contains("not authorized")
-    {
-        "the role's trust policy must allow rolesanywhere.amazonaws.com to sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (its conditions on the certificate must hold), and the role must be in the profile's roles (RoleArn, RolesAnywhereProfileArn)".into()
-    } else {
-        return None;
-    })
+    Some(
+        if outside_validity
+            || m.contains("expired")
+            || m.contains("not yet valid")
+            || m.contains("validity")
+        {
+            format!("the certificate {} is outside its validity: renew it in Key Vault (a certificate policy can renew it automatically)", ra.certificate)
+        } else if m.contains("untrusted") {
+            "the certificate does not chain to a CA of the trust anchor: check RolesAnywhereCertificate, its intermediates (RolesAnywhereChain) and the trust anchor's certificate bundle".into()
+        } else if m.contains("signature") {
+            "AWS could not verify the signature with the certificate's public key: the certificate's key in Key Vault must be the one that signed (RolesAnywhereCertificate)".into()
+        } else if m.contains("expired") || m.contains("not yet valid") || m.contains("validity") {
+            format!(
+                "the certificate {} is outside its validity: renew it in Key Vault",
+                ra.certificate
+            )
+        } else if m.contains("rolesessionname") {
+            "the profile does not accept RoleSessionName: unset it, or set AcceptRoleSessionName on the profile".into()
+        } else if m.contains("duration") {
+            format!("SessionDurationSeconds ({duration}) is more than the profile (its DurationSeconds) or the role (MaxSessionDuration) allows: lower it or raise theirs")
+        } else if m.contains("disabled") {
+            "the trust anchor or the profile is disabled (RolesAnywhereTrustAnchorArn, RolesAnywhereProfileArn)".into()
+        } else if m.contains("assume role")
+            || m.contains("trust policy")
+            || m.contains("not authorized")
+        {
+            "the role's trust policy must allow rolesanywhere.amazonaws.com to sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (its conditions on the certificate must hold), and the role must be in the profile's roles (RoleArn, RolesAnywhereProfileArn)".into()
+        } else {
+            return None;
+        },
+    )
 }

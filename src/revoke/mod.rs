@@ -631,11 +631,12 @@ async fn reissue(
     options: &Options,
     out: &mut PrincipalReport,
 ) {
-    let (federated, minters): (Vec<_>, Vec<_>) = group
-        .services
-        .iter()
-        .cloned()
-        .partition(|s| matches!(s.settings.mode, Mode::WebIdentity { .. } | Mode::RolesAnywhere(_)));
+    let (federated, minters): (Vec<_>, Vec<_>) = group.services.iter().cloned().partition(|s| {
+        matches!(
+            s.settings.mode,
+            Mode::WebIdentity { .. } | Mode::RolesAnywhere(_)
+        )
+    });
     let request = Request {
         force: true,
         rotate_source_key: false,

@@ -59,6 +59,12 @@ fn docs() -> Vec<PathBuf> {
 #[tokio::test]
 async fn every_marked_shell_block_in_the_docs_runs_against_the_test_bed() {
     let bed = TestBed::start().await.unwrap();
+    // The Roles Anywhere blocks' certificate, trust anchor, profile and role (docs/consumers.md
+    // names them as a reader's stack outputs would: $ROLE_ARN, $TRUST_ANCHOR_ARN, $PROFILE_ARN).
+    let ra = bed
+        .setup_roles_anywhere("workload-cert", testbed::KeySpec::EcP256)
+        .await
+        .unwrap();
     let home = tempfile::tempdir().unwrap();
     let venv_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
     let bin_dir = Path::new(BIN).parent().unwrap();
@@ -78,6 +84,9 @@ async fn every_marked_shell_block_in_the_docs_runs_against_the_test_bed() {
                 )
                 .env("HOME", home.path())
                 .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("ROLE_ARN", &ra.role_arn)
+                .env("TRUST_ANCHOR_ARN", &ra.trust_anchor_arn)
+                .env("PROFILE_ARN", &ra.profile_arn)
                 .output()
                 .await
                 .unwrap();

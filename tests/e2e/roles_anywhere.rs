@@ -41,19 +41,32 @@ fn ra_env(
 /// Nothing that could export a key was asked of the vault, and it signed.
 fn assert_signed_in_the_vault(bed: &TestBed) {
     let log = bed.vault.log();
-    assert!(log.iter().any(|r| r.op == "sign" && r.status == 200), "the vault signed");
-    assert!(log.iter().all(|r| r.op != "release"), "no key export was asked for");
+    assert!(
+        log.iter().any(|r| r.op == "sign" && r.status == 200),
+        "the vault signed"
+    );
+    assert!(
+        log.iter().all(|r| r.op != "release"),
+        "no key export was asked for"
+    );
 }
 
 #[tokio::test]
-async fn roles_anywhere_mode_publishes_a_verified_set_signed_by_a_key_that_never_leaves_the_vault() {
+async fn roles_anywhere_mode_publishes_a_verified_set_signed_by_a_key_that_never_leaves_the_vault()
+{
     let bed = TestBed::start().await.unwrap();
     let ra = bed
         .setup_roles_anywhere("workload", KeySpec::EcP256)
         .await
         .unwrap();
     assert!(!ra.certificate.exportable);
-    let env = ra_env(&bed, &ra.role_arn, &ra.trust_anchor_arn, &ra.profile_arn, "workload");
+    let env = ra_env(
+        &bed,
+        &ra.role_arn,
+        &ra.trust_anchor_arn,
+        &ra.profile_arn,
+        "workload",
+    );
     let app = App::spawn(env.clone()).await;
 
     let answer = app.http_rotate("POST", &[("force", "true")], None).await;
@@ -92,7 +105,13 @@ async fn rotate_and_check_work_with_an_rsa_key_and_check_describes_the_certifica
         .setup_roles_anywhere("builder", KeySpec::Rsa2048)
         .await
         .unwrap();
-    let env = ra_env(&bed, &ra.role_arn, &ra.trust_anchor_arn, &ra.profile_arn, "builder");
+    let env = ra_env(
+        &bed,
+        &ra.role_arn,
+        &ra.trust_anchor_arn,
+        &ra.profile_arn,
+        "builder",
+    );
 
     let check = run_cli(&env, &["check"]).await;
     let minted_by_check = bed.sts.minted().len();
@@ -109,12 +128,21 @@ async fn rotate_and_check_work_with_an_rsa_key_and_check_describes_the_certifica
         "chain   intermediates from the certificate's own secret (PEM): 1 sent",
         "Key Vault Crypto User",
     ] {
-        assert!(check.stdout.contains(expected), "{expected}:\n{}", check.stdout);
+        assert!(
+            check.stdout.contains(expected),
+            "{expected}:\n{}",
+            check.stdout
+        );
     }
     assert_eq!(minted_by_check, 0, "check mints nothing");
     assert_eq!(rotate.code, Some(0), "{rotate:?}");
     assert_eq!(rotate.json()["rotated"], true);
-    let session = bed.rolesanywhere.calls().into_iter().find(|c| c.status == 201).unwrap();
+    let session = bed
+        .rolesanywhere
+        .calls()
+        .into_iter()
+        .find(|c| c.status == 201)
+        .unwrap();
     assert_eq!(session.algorithm.as_deref(), Some("AWS4-X509-RSA-SHA256"));
     assert_one_set(&bed).await;
     assert_signed_in_the_vault(&bed);
@@ -136,24 +164,51 @@ async fn what_roles_anywhere_refuses_is_reported_by_name_with_a_hint_and_nothing
         assert_eq!(out.code, Some(1), "{out:?}");
         let error = &out.json()["error"];
         assert_eq!(error["code"], "AccessDeniedException", "{error}");
-        assert!(error["message"].as_str().unwrap().contains(message), "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(message),
+            "{error}"
+        );
         assert!(error["hint"].as_str().unwrap().contains(hint), "{error}");
         texts.push(out.text());
     };
 
     // A signature that is not the certificate's key's.
     bed.vault.set_tamper_signatures(true);
-    let out = refused(ra_env(&bed, &ra.role_arn, &ra.trust_anchor_arn, &ra.profile_arn, "workload")).await;
+    let out = refused(ra_env(
+        &bed,
+        &ra.role_arn,
+        &ra.trust_anchor_arn,
+        &ra.profile_arn,
+        "workload",
+    ))
+    .await;
     expect(out, "Invalid signature", "could not verify the signature");
     bed.vault.set_tamper_signatures(false);
 
     // A certificate from a CA the trust anchor does not hold.
     let stranger_ca = TestCa::root("Some Other CA").unwrap();
     bed.vault
-        .create_certificate("stranger", &stranger_ca, KeySpec::EcP256, false, Validity::days(30))
+        .create_certificate(
+            "stranger",
+            &stranger_ca,
+            KeySpec::EcP256,
+            false,
+            Validity::days(30),
+        )
         .unwrap();
-    let out = refused(ra_env(&bed, &ra.role_arn, &ra.trust_anchor_arn, &ra.profile_arn, "stranger")).await;
-    expect(out, "Untrusted Signing Certificate", "does not chain to a CA of the trust anchor");
+    let out = refused(ra_env(
+        &bed,
+        &ra.role_arn,
+        &ra.trust_anchor_arn,
+        &ra.profile_arn,
+        "stranger",
+    ))
+    .await;
+    expect(
+        out,
+        "Untrusted Signing Certificate",
+        "does not chain to a CA of the trust anchor",
+    );
 
     // An expired certificate (its key's own expiry lifted, so that the vault signs and AWS judges).
     bed.vault
@@ -165,8 +220,16 @@ async fn what_roles_anywhere_refuses_is_reported_by_name_with_a_hint_and_nothing
             Validity::expired(),
         )
         .unwrap();
-    bed.vault.set_key_attributes("expired", None, None, None, Some(None));
-    let out = refused(ra_env(&bed, &ra.role_arn, &ra.trust_anchor_arn, &ra.profile_arn, "expired")).await;
+    bed.vault
+        .set_key_attributes("expired", None, None, None, Some(None));
+    let out = refused(ra_env(
+        &bed,
+        &ra.role_arn,
+        &ra.trust_anchor_arn,
+        &ra.profile_arn,
+        "expired",
+    ))
+    .await;
     expect(out, "", "outside its validity");
 
     // A role whose trust policy does not admit Roles Anywhere.
@@ -175,13 +238,27 @@ async fn what_roles_anywhere_refuses_is_reported_by_name_with_a_hint_and_nothing
         .create_role("ec2-only", &ec2_trust_policy(), None)
         .await
         .unwrap();
-    let profile = bed
-        .rolesanywhere
-        .create_profile("ec2-only", &[&ec2_only], ProfileOptions::default());
-    let out = refused(ra_env(&bed, &ec2_only, &ra.trust_anchor_arn, &profile.arn, "workload")).await;
-    expect(out, "Unable to assume role", "trust policy must allow rolesanywhere.amazonaws.com");
+    let profile =
+        bed.rolesanywhere
+            .create_profile("ec2-only", &[&ec2_only], ProfileOptions::default());
+    let out = refused(ra_env(
+        &bed,
+        &ec2_only,
+        &ra.trust_anchor_arn,
+        &profile.arn,
+        "workload",
+    ))
+    .await;
+    expect(
+        out,
+        "Unable to assume role",
+        "trust policy must allow rolesanywhere.amazonaws.com",
+    );
 
-    assert!(bed.vault.latest("AwsSessionCredentials").is_none(), "nothing published");
+    assert!(
+        bed.vault.latest("AwsSessionCredentials").is_none(),
+        "nothing published"
+    );
     assert!(bed.sts.minted().is_empty());
     assert_signed_in_the_vault(&bed);
     assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
@@ -219,7 +296,10 @@ async fn the_aws_cli_and_boto3_get_credentials_through_credential_process_roles_
         .setup_roles_anywhere("laptop", KeySpec::EcP256)
         .await
         .unwrap();
-    let command = format!("{BIN} credential-process --cache {}", consumer_flags(&ra).join(" "));
+    let command = format!(
+        "{BIN} credential-process --cache {}",
+        consumer_flags(&ra).join(" ")
+    );
     let script = format!(
         "printf '[profile ra]\\ncredential_process = {command}\\n' > \"$AWS_CONFIG_FILE\"\n\
          aws sts get-caller-identity --profile ra --output json\n\
@@ -233,7 +313,12 @@ async fn the_aws_cli_and_boto3_get_credentials_through_credential_process_roles_
     let assumed = format!(":assumed-role/{}/", ra.role_name);
     assert_eq!(stdout.matches(&assumed).count(), 3, "{stdout}");
     // The third call came from the cache: one session for the three.
-    let sessions = bed.rolesanywhere.calls().iter().filter(|c| c.status == 201).count();
+    let sessions = bed
+        .rolesanywhere
+        .calls()
+        .iter()
+        .filter(|c| c.status == 201)
+        .count();
     assert!(sessions <= 2, "{sessions} sessions");
     assert_signed_in_the_vault(&bed);
     assert_no_secrets(&bed, &[&stdout, &stderr]);
@@ -262,14 +347,25 @@ async fn the_aws_cli_and_boto3_get_credentials_through_serve_credentials_roles_a
 
     assert_eq!(code, 0, "{stdout}\n{stderr}\n{}", served.stderr());
     assert_eq!(
-        stdout.matches(&format!(":assumed-role/{}/", ra.role_name)).count(),
+        stdout
+            .matches(&format!(":assumed-role/{}/", ra.role_name))
+            .count(),
         2,
         "{stdout}"
     );
     // One session serves both: the endpoint keeps the set until it must renew it.
-    let sessions = bed.rolesanywhere.calls().iter().filter(|c| c.status == 201).count();
+    let sessions = bed
+        .rolesanywhere
+        .calls()
+        .iter()
+        .filter(|c| c.status == 201)
+        .count();
     assert_eq!(sessions, 1);
-    assert!(served.stderr().contains("through Roles Anywhere"), "{}", served.stderr());
+    assert!(
+        served.stderr().contains("through Roles Anywhere"),
+        "{}",
+        served.stderr()
+    );
     assert_signed_in_the_vault(&bed);
     assert_no_secrets(&bed, &[&stdout, &stderr, &served.stderr()]);
 }

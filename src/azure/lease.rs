@@ -31,7 +31,6 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::sas::{AccountSas, ServiceSas};
-use crate::settings::storage::{StorageAuth, StorageSettings};
 
 /// The container of the lease blobs: ours, apart from the host's.
 pub const CONTAINER: &str = "stsbridge-leases";
@@ -64,6 +63,16 @@ pub struct Holder {
     pub metadata: HashMap<String, String>,
 }
 
+/// How the lease store authenticates (plain values: the settings' form is mapped by the caller).
+pub enum LeaseAuth {
+    /// An Entra ID token for `https://storage.azure.com`.
+    Token(Arc<dyn TokenCredential>),
+    /// A SAS given as is.
+    Sas(SecretString),
+    /// An account key: short-lived SAS are derived from it.
+    AccountKey { account: String, key: SecretString },
+}
+
 enum Auth {
     Token(Arc<dyn TokenCredential>),
     Sas(SecretString),
@@ -94,29 +103,30 @@ impl std::fmt::Debug for LeaseStore {
 }
 
 impl LeaseStore {
-    /// From the settings; `credential` is the identity for the identity-based form. Makes no
-    /// network call.
+    /// The Blob service at `endpoint` (ending in `/`), authenticated by `auth`; `describe` is
+    /// the line logs and `check` show (never a key). Makes no network call.
     pub fn new(
-        settings: &StorageSettings,
-        credential: Arc<dyn TokenCredential>,
+        endpoint: Url,
+        auth: LeaseAuth,
+        describe: String,
         client_options: ClientOptions,
         duration: Duration,
     ) -> Self {
-        let auth = match &settings.auth {
-            StorageAuth::Identity { .. } => Auth::Token(credential),
-            StorageAuth::Sas(sas) => Auth::Sas(sas.clone()),
-            StorageAuth::AccountKey { account, key } => Auth::AccountKey {
-                account: account.clone(),
-                key: key.clone(),
+        let auth = match auth {
+            LeaseAuth::Token(credential) => Auth::Token(credential),
+            LeaseAuth::Sas(sas) => Auth::Sas(sas),
+            LeaseAuth::AccountKey { account, key } => Auth::AccountKey {
+                account,
+                key,
                 cached: Mutex::default(),
             },
         };
         Self {
-            endpoint: settings.blob_endpoint.clone(),
+            endpoint,
             auth,
             client_options,
             duration,
-            describe: settings.describe(),
+            describe,
         }
     }
 
@@ -386,6 +396,28 @@ mod tests {
         assert_eq!(redact("nothing"), "nothing");
     }
 
+    /// What `rotation::clients` makes of the settings.
+    fn store_for(settings: &crate::settings::storage::StorageSettings) -> LeaseStore {
+        use crate::settings::storage::StorageAuth;
+        let auth = match &settings.auth {
+            StorageAuth::Identity { .. } => {
+                LeaseAuth::Token(azure_identity::DeveloperToolsCredential::new(None).unwrap())
+            }
+            StorageAuth::Sas(sas) => LeaseAuth::Sas(sas.clone()),
+            StorageAuth::AccountKey { account, key } => LeaseAuth::AccountKey {
+                account: account.clone(),
+                key: key.clone(),
+            },
+        };
+        LeaseStore::new(
+            settings.blob_endpoint.clone(),
+            auth,
+            settings.describe(),
+            ClientOptions::default(),
+            Duration::from_secs(20),
+        )
+    }
+
     /// The identity form's requests: the crate's bearer policy for
     /// `https://storage.azure.com/.default` and no SAS in the URL.
     #[test]
@@ -396,12 +428,7 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        let store = LeaseStore::new(
-            &settings,
-            azure_identity::DeveloperToolsCredential::new(None).unwrap(),
-            ClientOptions::default(),
-            Duration::from_secs(20),
-        );
+        let store = store_for(&settings);
         let blob = store
             .blob("kv.vault.azure.net-AwsSessionCredentials")
             .unwrap();
@@ -421,12 +448,7 @@ mod tests {
             "DefaultEndpointsProtocol=https;AccountName=stapp01;AccountKey=a2V5PT0=",
         )
         .unwrap();
-        let store = LeaseStore::new(
-            &settings,
-            azure_identity::DeveloperToolsCredential::new(None).unwrap(),
-            ClientOptions::default(),
-            Duration::from_secs(20),
-        );
+        let store = store_for(&settings);
         let params = |url: &Url| -> HashMap<String, String> {
             url.query_pairs()
                 .filter(|(k, _)| k != "sig")

@@ -19,6 +19,7 @@ fn lease_store(
     credential: &Arc<dyn TokenCredential>,
     http: &reqwest::Client,
 ) -> anyhow::Result<crate::azure::lease::LeaseStore> {
+    use crate::azure::lease::LeaseAuth;
     use crate::settings::storage::StorageAuth;
     let options = azure_core::http::ClientOptions {
         transport: Some(azure_core::http::Transport::new(Arc::new(http.clone()))),
@@ -36,9 +37,18 @@ fn lease_store(
         )?,
         _ => credential.clone(),
     };
+    let auth = match &storage.auth {
+        StorageAuth::Identity { .. } => LeaseAuth::Token(credential),
+        StorageAuth::Sas(sas) => LeaseAuth::Sas(sas.clone()),
+        StorageAuth::AccountKey { account, key } => LeaseAuth::AccountKey {
+            account: account.clone(),
+            key: key.clone(),
+        },
+    };
     Ok(crate::azure::lease::LeaseStore::new(
-        storage,
-        credential,
+        storage.blob_endpoint.clone(),
+        auth,
+        storage.describe(),
         options,
         settings.lease_duration,
     ))

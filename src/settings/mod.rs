@@ -9,10 +9,12 @@
 //! - [`table`]: every setting declared once (scope, parser, default, doc); the docs
 //!   (`docs/settings.md`) and `targets.schema.json` are checked against it.
 //! - [`reader`]: raw strings → typed values, with the table's bounds and defaults.
-//! - [`mode`]: the credential modes' settings; [`local`]: `--settings local.settings.json`.
+//! - `mode`: the credential modes' settings (Roles Anywhere's in `roles_anywhere`); `published`:
+//!   the four secrets a rotation publishes; `local`: `--settings local.settings.json`.
 
 mod local;
 mod mode;
+mod published;
 pub(crate) mod reader;
 mod roles_anywhere;
 pub mod storage;
@@ -25,14 +27,16 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::aws::sts::AssumeRoleOptions;
 use crate::azure::arm::AppId;
 use crate::azure::identity::AzureIdentity;
-use crate::azure::reference::{
-    check_secret_name, parse_vault_url, CertificateRef, RefForm, SecretRef,
-    PUBLIC_CLOUD_VAULT_SUFFIX,
-};
+use crate::azure::reference::{parse_vault_url, PUBLIC_CLOUD_VAULT_SUFFIX};
 pub use local::export_local_settings;
+pub use mode::{
+    ChainSource, Mode, RoleSettings, RolesAnywhereSettings, SourceKeys, SourceValue,
+    WebIdentityCredential,
+};
+pub use published::Targets;
+use published::{check_target_collisions, read_published};
 use reader::Reader;
 
 /// One invalid setting.
@@ -58,184 +62,6 @@ impl fmt::Display for SettingsErrors {
 }
 
 impl std::error::Error for SettingsErrors {}
-
-/// A source value: given directly, or a pointer to a Key Vault secret the app reads itself.
-#[derive(Clone, Debug)]
-pub enum SourceValue {
-    /// The value itself (a platform-resolved reference, or a plain local setting).
-    Plain(SecretString),
-    /// A secret to read with the app's Azure identity.
-    KeyVault(SecretRef, RefForm),
-}
-
-impl SourceValue {
-    pub fn describe(&self) -> String {
-        match self {
-            SourceValue::Plain(_) => "value given in the setting".into(),
-            SourceValue::KeyVault(r, RefForm::SecretUri) => format!("secret URI {r}"),
-            SourceValue::KeyVault(r, _) => format!("unresolved Key Vault reference to {r}"),
-        }
-    }
-}
-
-/// Where the IAM user's long-lived key comes from.
-#[derive(Clone, Debug)]
-pub struct SourceKeys {
-    pub access_key_id: SourceValue,
-    pub secret_access_key: SourceValue,
-    /// The settings they were read from (`UsernameFromKeyVault`/`PasswordFromKeyVault` or the `Plain…` pair).
-    pub settings: (&'static str, &'static str),
-}
-
-impl SourceKeys {
-    /// The versionless secrets both halves live in, when a rotated key can be written back there.
-    pub fn writable(&self) -> Option<(SecretRef, SecretRef)> {
-        match (&self.access_key_id, &self.secret_access_key) {
-            (SourceValue::KeyVault(id, _), SourceValue::KeyVault(secret, _))
-                if id.version.is_none() && secret.version.is_none() =>
-            {
-                Some((id.clone(), secret.clone()))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Where the minted credentials are published.
-#[derive(Clone, Debug)]
-pub struct Targets {
-    pub bundle: SecretRef,
-    pub access_key_id: SecretRef,
-    pub secret_access_key: SecretRef,
-    pub session_token: SecretRef,
-}
-
-impl Targets {
-    /// All four, bundle first.
-    pub fn all(&self) -> [&SecretRef; 4] {
-        [
-            &self.bundle,
-            &self.access_key_id,
-            &self.secret_access_key,
-            &self.session_token,
-        ]
-    }
-}
-
-/// Where the Entra ID token for `AssumeRoleWithWebIdentity` comes from.
-#[derive(Clone, Debug)]
-pub enum WebIdentityCredential {
-    ManagedIdentity,
-    ClientSecret {
-        tenant_id: String,
-        client_id: String,
-        secret: SourceValue,
-    },
-    WorkloadIdentity,
-    Developer,
-}
-
-impl WebIdentityCredential {
-    pub fn name(&self) -> &'static str {
-        match self {
-            WebIdentityCredential::ManagedIdentity => "managed-identity",
-            WebIdentityCredential::ClientSecret { .. } => "client-secret",
-            WebIdentityCredential::WorkloadIdentity => "workload-identity",
-            WebIdentityCredential::Developer => "developer",
-        }
-    }
-}
-
-/// How credentials are minted.
-#[derive(Clone, Debug)]
-pub enum Mode {
-    /// `GetSessionToken` with the IAM user's key (seed 000).
-    SessionToken { source: SourceKeys },
-    /// `AssumeRole` signed with the IAM user's key.
-    AssumeRole {
-        source: SourceKeys,
-        role: RoleSettings,
-        options: AssumeRoleOptions,
-    },
-    /// `AssumeRoleWithWebIdentity` with an Entra ID token: no AWS keys at all.
-    WebIdentity {
-        role: RoleSettings,
-        audience: String,
-        credential: WebIdentityCredential,
-    },
-    /// IAM Roles Anywhere `CreateSession`, signed by a Key Vault certificate's key: no AWS keys
-    /// and no secret at all (issue #30).
-    RolesAnywhere(RolesAnywhereSettings),
-}
-
-/// Roles Anywhere mode's settings.
-#[derive(Clone, Debug)]
-pub struct RolesAnywhereSettings {
-    pub role: RoleSettings,
-    /// `RoleSessionName`, sent only when set (the profile must accept it).
-    pub role_session_name: Option<String>,
-    pub trust_anchor_arn: String,
-    pub profile_arn: String,
-    /// The trust anchor's (and the profile's) region: the endpoint's and the scope's.
-    pub region: String,
-    /// `RolesAnywhereCertificate`: its key signs, its leaf goes in `X-Amz-X509`.
-    pub certificate: CertificateRef,
-    pub chain: ChainSource,
-    /// `https://rolesanywhere.<region>.amazonaws.com`, or `AWS_ENDPOINT_URL_ROLESANYWHERE`.
-    pub endpoint: Url,
-}
-
-/// Where the certificate's intermediates (`X-Amz-X509-Chain`) come from: Key Vault's
-/// certificates API returns the leaf only (`RolesAnywhereChain`).
-#[derive(Clone, Debug)]
-pub enum ChainSource {
-    /// The certificate's own secret (PEM), which holds the chain Key Vault was given.
-    CertificateSecret,
-    /// None: the leaf is issued by a CA the trust anchor holds.
-    None,
-    /// A secret holding the intermediates in PEM.
-    Secret(SecretRef),
-}
-
-#[derive(Clone, Debug)]
-pub struct RoleSettings {
-    pub arn: String,
-    pub session_name: String,
-}
-
-impl Mode {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Mode::SessionToken { .. } => "session-token",
-            Mode::AssumeRole { .. } => "assume-role",
-            Mode::WebIdentity { .. } => "web-identity",
-            Mode::RolesAnywhere(_) => "roles-anywhere",
-        }
-    }
-
-    pub fn source(&self) -> Option<&SourceKeys> {
-        match self {
-            Mode::SessionToken { source } | Mode::AssumeRole { source, .. } => Some(source),
-            Mode::WebIdentity { .. } | Mode::RolesAnywhere(_) => None,
-        }
-    }
-
-    pub fn role(&self) -> Option<&RoleSettings> {
-        match self {
-            Mode::SessionToken { .. } => None,
-            Mode::AssumeRole { role, .. } | Mode::WebIdentity { role, .. } => Some(role),
-            Mode::RolesAnywhere(ra) => Some(&ra.role),
-        }
-    }
-
-    /// The session durations AWS accepts in this mode (validated before any call).
-    pub fn duration_bounds(&self) -> (u64, u64) {
-        match self {
-            Mode::SessionToken { .. } => (900, 129_600),
-            _ => (900, 43_200),
-        }
-    }
-}
 
 /// Chooses the app's Azure identity from environment-style settings, in the order of Azure's
 /// `DefaultAzureCredential`: a service principal's secret, workload identity, managed identity,
@@ -307,12 +133,12 @@ pub struct Settings {
 }
 
 /// The vault settings every other section builds on.
-struct Vault {
+pub(super) struct Vault {
     url: Option<Url>,
     /// `url`, or a placeholder when it is missing or invalid (its error is recorded), so that the
     /// other sections still report their own problems.
-    home: Url,
-    suffix: String,
+    pub(super) home: Url,
+    pub(super) suffix: String,
     verify_challenge_resource: bool,
 }
 
@@ -347,22 +173,6 @@ fn read_vault(r: &mut Reader) -> Vault {
         home,
         suffix,
         verify_challenge_resource,
-    }
-}
-
-/// The four published secrets.
-fn read_published(r: &mut Reader, vault: &Vault) -> Targets {
-    let bundle_name = r
-        .text("CredentialsBundleSecretName")
-        .expect("the table has a default");
-    if let Err(e) = check_secret_name(bundle_name) {
-        r.error("CredentialsBundleSecretName", e);
-    }
-    Targets {
-        bundle: SecretRef::new(&vault.home, bundle_name),
-        access_key_id: r.published("AccessKeyIdFromKeyVault", &vault.home, &vault.suffix),
-        secret_access_key: r.published("SecretAccessKeyFromKeyVault", &vault.home, &vault.suffix),
-        session_token: r.published("SessionTokenFromKeyVault", &vault.home, &vault.suffix),
     }
 }
 
@@ -482,6 +292,12 @@ fn check_challenge_switch(r: &mut Reader, vault: &Vault, targets: &Targets, mode
     }) = mode
     {
         vaults.push(&r.vault);
+    }
+    if let Some(Mode::RolesAnywhere(ra)) = mode {
+        vaults.push(&ra.certificate.vault);
+        if let ChainSource::Secret(r) = &ra.chain {
+            vaults.push(&r.vault);
+        }
     }
     if let Some(remote) = vaults.iter().find(|v| !crate::net::is_loopback(v)) {
         let remote = crate::azure::reference::origin(remote);
@@ -623,34 +439,6 @@ impl Settings {
             tags.insert(crate::tags::SOURCE_KEY_ID.into(), k.to_string());
         }
         tags
-    }
-}
-
-fn check_target_collisions(r: &mut Reader, targets: &Targets, source: Option<&SourceKeys>) {
-    let names = [
-        ("CredentialsBundleSecretName", &targets.bundle),
-        ("AccessKeyIdFromKeyVault", &targets.access_key_id),
-        ("SecretAccessKeyFromKeyVault", &targets.secret_access_key),
-        ("SessionTokenFromKeyVault", &targets.session_token),
-    ];
-    for (i, (a_name, a)) in names.iter().enumerate() {
-        for (b_name, b) in names.iter().skip(i + 1) {
-            if a.same_secret(b) {
-                r.error(b_name, format!("names the same secret as {a_name} ({b})"));
-            }
-        }
-        if let Some(source) = source {
-            for (s_name, s) in [
-                (source.settings.0, &source.access_key_id),
-                (source.settings.1, &source.secret_access_key),
-            ] {
-                if let SourceValue::KeyVault(s, _) = s {
-                    if s.same_secret(a) {
-                        r.error(a_name, format!("names the same secret as {s_name} ({a}): publishing would overwrite the IAM user's key"));
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -1,12 +1,172 @@
-//! The credential modes' settings: where the IAM user's key comes from, the role and its
-//! `AssumeRole` options, and where web-identity mode's Entra ID token comes from.
+//! The credential modes' settings: what each mode needs ([`Mode`]: where the IAM user's key comes
+//! from, the role and its `AssumeRole` options, where web-identity mode's Entra ID token comes
+//! from; Roles Anywhere's in `roles_anywhere.rs`), and their readers.
 
 use url::Url;
 
+use secrecy::SecretString;
+
 use super::reader::Reader;
-use super::{Mode, RoleSettings, SourceKeys, SourceValue, WebIdentityCredential};
 use crate::aws::names::{default_session_name, is_role_arn, valid_session_name};
 use crate::aws::sts::AssumeRoleOptions;
+use crate::azure::reference::{CertificateRef, RefForm, SecretRef};
+
+/// A source value: given directly, or a pointer to a Key Vault secret the app reads itself.
+#[derive(Clone, Debug)]
+pub enum SourceValue {
+    /// The value itself (a platform-resolved reference, or a plain local setting).
+    Plain(SecretString),
+    /// A secret to read with the app's Azure identity.
+    KeyVault(SecretRef, RefForm),
+}
+
+impl SourceValue {
+    pub fn describe(&self) -> String {
+        match self {
+            SourceValue::Plain(_) => "value given in the setting".into(),
+            SourceValue::KeyVault(r, RefForm::SecretUri) => format!("secret URI {r}"),
+            SourceValue::KeyVault(r, _) => format!("unresolved Key Vault reference to {r}"),
+        }
+    }
+}
+
+/// Where the IAM user's long-lived key comes from.
+#[derive(Clone, Debug)]
+pub struct SourceKeys {
+    pub access_key_id: SourceValue,
+    pub secret_access_key: SourceValue,
+    /// The settings they were read from (`UsernameFromKeyVault`/`PasswordFromKeyVault` or the `Plain…` pair).
+    pub settings: (&'static str, &'static str),
+}
+
+impl SourceKeys {
+    /// The versionless secrets both halves live in, when a rotated key can be written back there.
+    pub fn writable(&self) -> Option<(SecretRef, SecretRef)> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (SourceValue::KeyVault(id, _), SourceValue::KeyVault(secret, _))
+                if id.version.is_none() && secret.version.is_none() =>
+            {
+                Some((id.clone(), secret.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where the Entra ID token for `AssumeRoleWithWebIdentity` comes from.
+#[derive(Clone, Debug)]
+pub enum WebIdentityCredential {
+    ManagedIdentity,
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: SourceValue,
+    },
+    WorkloadIdentity,
+    Developer,
+}
+
+impl WebIdentityCredential {
+    pub fn name(&self) -> &'static str {
+        match self {
+            WebIdentityCredential::ManagedIdentity => "managed-identity",
+            WebIdentityCredential::ClientSecret { .. } => "client-secret",
+            WebIdentityCredential::WorkloadIdentity => "workload-identity",
+            WebIdentityCredential::Developer => "developer",
+        }
+    }
+}
+
+/// How credentials are minted.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// `GetSessionToken` with the IAM user's key (seed 000).
+    SessionToken { source: SourceKeys },
+    /// `AssumeRole` signed with the IAM user's key.
+    AssumeRole {
+        source: SourceKeys,
+        role: RoleSettings,
+        options: AssumeRoleOptions,
+    },
+    /// `AssumeRoleWithWebIdentity` with an Entra ID token: no AWS keys at all.
+    WebIdentity {
+        role: RoleSettings,
+        audience: String,
+        credential: WebIdentityCredential,
+    },
+    /// IAM Roles Anywhere `CreateSession`, signed by a Key Vault certificate's key: no AWS keys
+    /// and no secret at all (issue #30).
+    RolesAnywhere(RolesAnywhereSettings),
+}
+
+/// Roles Anywhere mode's settings.
+#[derive(Clone, Debug)]
+pub struct RolesAnywhereSettings {
+    pub role: RoleSettings,
+    /// `RoleSessionName`, sent only when set (the profile must accept it).
+    pub role_session_name: Option<String>,
+    pub trust_anchor_arn: String,
+    pub profile_arn: String,
+    /// The trust anchor's (and the profile's) region: the endpoint's and the scope's.
+    pub region: String,
+    /// `RolesAnywhereCertificate`: its key signs, its leaf goes in `X-Amz-X509`.
+    pub certificate: CertificateRef,
+    pub chain: ChainSource,
+    /// `https://rolesanywhere.<region>.amazonaws.com`, or `AWS_ENDPOINT_URL_ROLESANYWHERE`.
+    pub endpoint: Url,
+}
+
+/// Where the certificate's intermediates (`X-Amz-X509-Chain`) come from: Key Vault's
+/// certificates API returns the leaf only (`RolesAnywhereChain`).
+#[derive(Clone, Debug)]
+pub enum ChainSource {
+    /// The certificate's own secret (PEM), which holds the chain Key Vault was given.
+    CertificateSecret,
+    /// None: the leaf is issued by a CA the trust anchor holds.
+    None,
+    /// A secret holding the intermediates in PEM.
+    Secret(SecretRef),
+}
+
+#[derive(Clone, Debug)]
+pub struct RoleSettings {
+    pub arn: String,
+    pub session_name: String,
+}
+
+impl Mode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::SessionToken { .. } => "session-token",
+            Mode::AssumeRole { .. } => "assume-role",
+            Mode::WebIdentity { .. } => "web-identity",
+            Mode::RolesAnywhere(_) => "roles-anywhere",
+        }
+    }
+
+    pub fn source(&self) -> Option<&SourceKeys> {
+        match self {
+            Mode::SessionToken { source } | Mode::AssumeRole { source, .. } => Some(source),
+            Mode::WebIdentity { .. } | Mode::RolesAnywhere(_) => None,
+        }
+    }
+
+    pub fn role(&self) -> Option<&RoleSettings> {
+        match self {
+            Mode::SessionToken { .. } => None,
+            Mode::AssumeRole { role, .. } | Mode::WebIdentity { role, .. } => Some(role),
+            Mode::RolesAnywhere(ra) => Some(&ra.role),
+        }
+    }
+
+    /// The session durations AWS accepts in this mode (validated before any call).
+    pub fn duration_bounds(&self) -> (u64, u64) {
+        match self {
+            Mode::SessionToken { .. } => (900, 129_600),
+            _ => (900, 43_200),
+        }
+    }
+}
 
 /// The credential mode with everything it needs; `None` after errors (each one recorded).
 pub(super) fn read_mode(r: &mut Reader, home: &Url, suffix: &str) -> Option<Mode> {

@@ -61,7 +61,7 @@ class PythonLocks(unittest.TestCase):
 
     def test_the_scripts_install_the_locks_with_hashes_and_stamp_them(self):
         for script, lock in (("setup.sh", "requirements-test.lock"), ("validate-infra.sh", "requirements-infra.lock"),
-                             ("build-deploy.sh", "requirements-deploy.lock")):
+                             ("zig-cargo.sh", "requirements-deploy.lock")):
             text = (SCRIPTS / script).read_text()
             self.assertIn(lock, text, script)
             self.assertIn("--require-hashes", text, script)

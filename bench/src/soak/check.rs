@@ -266,8 +266,8 @@ pub fn classify_credential_process(stderr: &str) -> Cause {
     if stderr.contains("Key Vault unreachable") {
         return Cause::VaultUnavailable;
     }
-    // "Key Vault refused to get NAME: STATUS CODE: message"
-    if let Some((_, rest)) = stderr.split_once("Key Vault refused to get ") {
+    // `VaultError::Refused`: "Key Vault refused to OP SECRET-URL: STATUS CODE: message".
+    if let Some((_, rest)) = stderr.split_once("Key Vault refused to ") {
         let status = rest
             .split_once(": ")
             .and_then(|(_, s)| s.get(..3))
@@ -278,6 +278,58 @@ pub fn classify_credential_process(stderr: &str) -> Cause {
         };
     }
     Cause::Other
+}
+
+/// One forced trigger of a burst, as the soak saw it (times from the burst's start).
+#[derive(Clone, Debug)]
+pub struct BurstTrigger {
+    pub instance: usize,
+    pub sent: Duration,
+    pub answered: Duration,
+    /// The run's own length (`durationMs` of its answer), when it answered one.
+    pub run: Option<Duration>,
+    pub rotated: bool,
+}
+
+impl BurstTrigger {
+    /// When its run began, as far as the answer tells.
+    fn began(&self) -> Option<Duration> {
+        self.run.map(|r| self.answered.saturating_sub(r))
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "instance {}: sent +{} ms, answered +{} ms{}{}",
+            self.instance,
+            self.sent.as_millis(),
+            self.answered.as_millis(),
+            self.began()
+                .map(|b| format!(", its run began +{} ms", b.as_millis()))
+                .unwrap_or_default(),
+            if self.rotated { ", minted" } else { "" }
+        )
+    }
+}
+
+/// The mints of a burst that no late trigger explains: a forced trigger wants a set minted after
+/// it arrived, so one whose run began only after another trigger of the burst had answered
+/// with its new set (published before that answer) rightly mints again. The others share one
+/// mint; more than one mint among them breaks "a burst mints once".
+pub fn unexplained_mints(mints: usize, triggers: &[BurstTrigger]) -> usize {
+    let first_answer = triggers
+        .iter()
+        .filter(|t| t.rotated)
+        .map(|t| t.answered)
+        .min();
+    let late = triggers
+        .iter()
+        .filter(|t| t.rotated)
+        .filter(|t| match (t.began(), first_answer) {
+            (Some(began), Some(first)) => began > first,
+            _ => false,
+        })
+        .count();
+    mints.saturating_sub(late)
 }
 
 /// Why the endpoint's answer was not a set.
@@ -529,10 +581,13 @@ mod tests {
             ("Error: the published credentials expire at 2030-01-01T00:00:00Z, in 3 s, less than --min-remaining (5 s): rotate them (HttpRotate?force=true)", Cause::Expired),
             ("Error: no credentials are published at AwsSessionCredentials (SecretNotFound): run a rotation first", Cause::NoBundle),
             ("Error: Key Vault refused to let the managed identity read AwsSessionCredentials (Forbidden): grant it get", Cause::VaultRefused),
-            ("Error: Key Vault refused to get AwsSessionCredentials: 503 ServiceUnavailable: The service is unavailable. (as the managed identity)", Cause::VaultUnavailable),
-            ("Error: Key Vault refused to get AwsSessionCredentials: 429 Throttled: Request was not processed (as x)", Cause::VaultUnavailable),
-            ("Error: Key Vault refused to get AwsSessionCredentials: 400 BadParameter: no (as x)", Cause::VaultRefused),
-            ("Error: Key Vault unreachable to get AwsSessionCredentials: connection closed (as x)", Cause::VaultUnavailable),
+            // As a 200-hour run printed them (stsbridge's own wording).
+            ("stsbridge: Key Vault refused to read https://kv.vault.test/secrets/AwsSessionCredentials: 503 ServiceUnavailable: The service is unavailable. (as managed identity (system-assigned))", Cause::VaultUnavailable),
+            ("stsbridge: Key Vault refused to let managed identity (system-assigned) read https://kv.vault.test/secrets/AwsSessionCredentials (Forbidden): grant it get on this secret (Key Vault Secrets User)", Cause::VaultRefused),
+            ("stsbridge: the published credentials expire at 2026-12-06T09:35:27Z, in 4 s, less than --min-remaining (5 s): rotate them (HttpRotate?force=true)", Cause::Expired),
+            ("Error: Key Vault refused to read https://kv.vault.test/secrets/AwsSessionCredentials: 429 Throttled: Request was not processed (as x)", Cause::VaultUnavailable),
+            ("Error: Key Vault refused to read https://kv.vault.test/secrets/AwsSessionCredentials: 400 BadParameter: no (as x)", Cause::VaultRefused),
+            ("Error: Key Vault unreachable to read https://kv.vault.test/secrets/AwsSessionCredentials: connection closed (as x)", Cause::VaultUnavailable),
             ("Error: AwsSessionCredentials is not a credentials bundle", Cause::Other),
         ];
         for (stderr, cause) in cases {
@@ -725,5 +780,37 @@ mod tests {
                 (Reader::Endpoint, Cause::Other, 1),
             ]
         );
+    }
+
+    #[test]
+    fn a_second_mint_is_explained_only_by_a_trigger_whose_run_began_after_a_set_was_answered() {
+        let ms = Duration::from_millis;
+        let trigger = |instance, answered, run, rotated| BurstTrigger {
+            instance,
+            sent: ms(1),
+            answered: ms(answered),
+            run: Some(ms(run)),
+            rotated,
+        };
+        // One mint, the other trigger joined it.
+        let joined = [trigger(1, 620, 618, true), trigger(2, 850, 846, false)];
+        assert_eq!(unexplained_mints(1, &joined), 1);
+        // Instance 2's run began at +640 ms, after instance 1 answered at +620 ms: it arrived
+        // after that set was published and rightly minted again.
+        let late = [trigger(1, 620, 618, true), trigger(2, 1262, 622, true)];
+        assert_eq!(unexplained_mints(2, &late), 1);
+        // Both runs began at once and both minted: a double mint.
+        let double = [trigger(1, 620, 618, true), trigger(2, 640, 630, true)];
+        assert_eq!(unexplained_mints(2, &double), 2);
+        // A run with no report (a failed answer) explains nothing.
+        let unknown = [
+            trigger(1, 620, 618, true),
+            BurstTrigger {
+                run: None,
+                ..trigger(2, 1262, 0, true)
+            },
+        ];
+        assert_eq!(unexplained_mints(2, &unknown), 2);
+        assert!(late[1].describe().contains("its run began +640 ms, minted"));
     }
 }

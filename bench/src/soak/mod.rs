@@ -729,7 +729,11 @@ pub async fn run(bin: &Path, config: &Config) -> anyhow::Result<bool> {
             let started = Instant::now();
             let answers = futures::future::join_all(order.iter().map(|&i| {
                 let handle = instances[i].handle();
-                async move { handle.http_rotate(&[("force", "true")]).await }
+                async move {
+                    let sent = started.elapsed();
+                    let answer = handle.http_rotate(&[("force", "true")]).await;
+                    (i, sent, started.elapsed(), answer)
+                }
             }))
             .await;
             let mints = bed.sts.minted().len() - before;
@@ -738,24 +742,40 @@ pub async fn run(bin: &Path, config: &Config) -> anyhow::Result<bool> {
             }
             *burst_mints.entry(mints).or_default() += 1;
             let mut any_ok = false;
-            for (ok, text) in answers.into_iter().flatten() {
+            let mut triggers = vec![];
+            for (instance, sent, answered, answer) in answers {
+                let (ok, text) = answer.unwrap_or_default();
+                let report = rotation_report(&text);
+                triggers.push(check::BurstTrigger {
+                    instance,
+                    sent,
+                    answered,
+                    run: report.as_ref().map(|r| r.1),
+                    rotated: ok && report.is_some_and(|r| r.0),
+                });
                 any_ok |= ok;
                 responses.lock().unwrap().push(text);
             }
             if any_ok {
                 shared.rotation_succeeded(started);
             }
+            let details = triggers
+                .iter()
+                .map(check::BurstTrigger::describe)
+                .collect::<Vec<_>>()
+                .join("; ");
             if mints > 1 {
                 notes.push(format!(
-                    "hour {hour} [{label}]: a burst of {} forced triggers minted {mints} times",
+                    "hour {hour} [{label}]: a burst of {} forced triggers minted {mints} times ({details})",
                     order.len()
                 ));
             }
-            if mints > 1 && !fault.as_ref().is_some_and(|f| f.kind().storage_down()) {
+            let unexplained = check::unexplained_mints(mints, &triggers);
+            if unexplained > 1 && !fault.as_ref().is_some_and(|f| f.kind().storage_down()) {
                 shared.violate(
                     What::BurstMintedTwice,
                     format!(
-                        "a burst of {} forced triggers minted {mints} times with storage up",
+                        "a burst of {} forced triggers minted {mints} times with storage up, {unexplained} of them by triggers whose runs began before the first set was answered ({details})",
                         order.len()
                     ),
                 );
@@ -1233,6 +1253,16 @@ pub async fn run(bin: &Path, config: &Config) -> anyhow::Result<bool> {
         }
     );
     Ok(passed)
+}
+
+/// What a forced `HttpRotate`'s answer says of its run: whether it minted, and how long it took.
+fn rotation_report(answer: &str) -> Option<(bool, Duration)> {
+    let envelope: Value = serde_json::from_str(answer).ok()?;
+    let body: Value = serde_json::from_str(envelope["Outputs"]["res"]["body"].as_str()?).ok()?;
+    Some((
+        body["rotated"].as_bool()?,
+        Duration::from_millis(body["durationMs"].as_u64()?),
+    ))
 }
 
 fn short_label(kind: Kind) -> &'static str {

@@ -2,7 +2,8 @@
 //! what the vault holds against what STS minted.
 //!
 //! - [`credential_process`]: runs `stsbridge credential-process --min-remaining 5s` (a new
-//!   process each time, as the AWS CLI runs it) every 250 ms: it reads the bundle over HTTPS from
+//!   process each time, as the AWS CLI runs it), again 250 ms after each run ends: it reads the
+//!   bundle over HTTPS from
 //!   `https://kv.vault.test` through the bed's proxy with the bearer challenge, so a disabled
 //!   version is refused as Key Vault refuses it. Its stdout must be exactly one minted set with
 //!   STS's expiry; a failure is recorded with its cause from stderr.
@@ -33,7 +34,7 @@ use testbed::sts::{Minted, StsFront};
 use super::check::{self, Cause, Failure, Got, Reader, What};
 use super::{Shared, BUNDLE, MARGIN, SEPARATE};
 
-/// How long `credential-process`'s runs are apart.
+/// The pause between one `credential-process` run's end and the next one's start.
 const CREDENTIAL_PROCESS_EVERY: Duration = Duration::from_millis(250);
 /// How long the endpoint's requests are apart.
 const ENDPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -94,7 +95,7 @@ fn process_json(stdout: &str) -> Result<Value, String> {
     Ok(v)
 }
 
-/// `stsbridge credential-process`, run every 250 ms as the AWS CLI runs it.
+/// `stsbridge credential-process`, run as the AWS CLI runs it, 250 ms after each run ends.
 pub async fn credential_process(
     bin: PathBuf,
     env: HashMap<String, String>,

@@ -423,8 +423,8 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a self-test defect needs of the run.
-struct Bench<'a> {
+/// What restarting the endpoint and injecting a self-test defect need of the run.
+struct Harness<'a> {
     bed: &'a TestBed,
     bin: &'a Path,
     env: &'a HashMap<String, String>,
@@ -433,7 +433,7 @@ struct Bench<'a> {
     shared: &'a Shared,
 }
 
-impl Bench<'_> {
+impl Harness<'_> {
     /// Starts the endpoint again and points the endpoint reader at it.
     async fn restart_consumer(&self, consumer: &mut Consumer) -> anyhow::Result<()> {
         consumer.kill();
@@ -593,7 +593,7 @@ pub async fn run(bin: &Path, config: &Config) -> anyhow::Result<bool> {
         shared.clone(),
     ));
     let endpoint_task = tokio::spawn(readers::endpoint(bed.sts.clone(), shared.clone()));
-    let bench = Bench {
+    let harness = Harness {
         bed: &bed,
         bin,
         env: &env,
@@ -650,7 +650,7 @@ pub async fn run(bin: &Path, config: &Config) -> anyhow::Result<bool> {
             Some(Injected::EndpointKill { down }) => {
                 consumer.kill();
                 tokio::time::sleep(*down).await;
-                bench.restart_consumer(&mut consumer).await?;
+                harness.restart_consumer(&mut consumer).await?;
                 fault_end = Some(Instant::now());
             }
             Some(f) => schedule::install(&bed, f),
@@ -707,7 +707,7 @@ pub async fn run(bin: &Path, config: &Config) -> anyhow::Result<bool> {
 
         if let Some(defect) = step.defect {
             let start = Instant::now();
-            bench.inject(defect, &mut consumer).await?;
+            harness.inject(defect, &mut consumer).await?;
             injections.push(Injection {
                 hour,
                 name: defect.label().into(),

@@ -3,15 +3,17 @@
 //! Measures a release `stsbridge` binary as the Functions host runs it: `serve` on a port, driven
 //! by invocations over HTTP, with the test bed's Key Vault (TLS, bearer challenge) and STS front
 //! (over moto). Each figure says how it was measured; timings are medians over repeated runs.
-//! Nothing here asserts: it prints a table.
+//! The benchmarks assert nothing: they print a table. The soak checks invariants and exits 1 on a
+//! violation.
 //!
 //! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips, side,
 //! concurrency, targets, paced, endpoint)
-//!        stsbridge-bench --soak [--seed N] [--hours H] [--keep-logs]   (the soak under random faults, `soak`)
+//!        stsbridge-bench --soak [--seed N] [--hours H] [--keep-logs] [--self-test]   (the soak
+//!        under random faults, `soak`; exits 1 when an invariant was violated)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -663,7 +665,7 @@ impl Drop for KillOnDrop {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only: Option<Vec<String>> = args
@@ -688,7 +690,16 @@ async fn main() -> anyhow::Result<()> {
         let seed = flag("--seed")?.unwrap_or(21);
         let hours = flag("--hours")?.unwrap_or(200);
         let hours = u32::try_from(hours).context("--hours is too large")?;
-        return soak::soak(&bin, seed, hours, args.iter().any(|a| a == "--keep-logs")).await;
+        let config = soak::Config {
+            seed,
+            hours,
+            keep_logs: args.iter().any(|a| a == "--keep-logs"),
+            self_test: args.iter().any(|a| a == "--self-test"),
+        };
+        return Ok(match soak::run(&bin, &config).await? {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        });
     }
     let mut b = Bench {
         bin,
@@ -727,5 +738,5 @@ async fn main() -> anyhow::Result<()> {
     for (what, value, how) in &b.rows {
         println!("| {what} | {value} | {how} |");
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -61,10 +61,12 @@ if [[ " ${args[*]-} " == *" --soak "* ]]; then
   STSBRIDGE_BIN=$TARGET_DIR/release/stsbridge exec "$TARGET_DIR/release/stsbridge-bench" "${args[@]}"
 fi
 
-export BENCH_COMMIT BENCH_DIRTY BENCH_RUSTC BENCH_BUILD_COLD BENCH_BUILD_WARM BENCH_BUILD_RUN BENCH_BINARY_BYTES
+export BENCH_COMMIT BENCH_DIRTY BENCH_RUSTC BENCH_PROFILE BENCH_BUILD_COLD BENCH_BUILD_WARM BENCH_BUILD_RUN BENCH_BINARY_BYTES
 BENCH_COMMIT=$(git rev-parse HEAD)
 BENCH_DIRTY=$(git status --porcelain --untracked-files=no | awk '{print $2}' | paste -sd, - | sed 's/,/, /g')
 BENCH_RUSTC=$(rustc -V)
+# The release profile as Cargo.toml sets it: `strip = true, lto = "thin", …`.
+BENCH_PROFILE=$(sed -n '/^\[profile.release\]/,/^\[/{/^[a-z]/p}' Cargo.toml | sed 's/^/`/; s/$/`/' | paste -sd, - | sed 's/,/, /g')
 [[ -n $BENCH_DIRTY ]] && echo "bench: uncommitted changes ($BENCH_DIRTY): the report will say so"
 
 if $cold; then

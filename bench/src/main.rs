@@ -46,9 +46,16 @@ pub struct Bench {
     quick: bool,
     rows: Vec<Row>,
     trips: Vec<trips::TripRow>,
+    /// Paragraphs written from the measurements, printed under a section's table.
+    notes: Vec<(&'static str, String)>,
 }
 
 impl Bench {
+    fn note(&mut self, section: &'static str, text: String) {
+        println!("  note: {text}");
+        self.notes.push((section, text));
+    }
+
     fn row(&mut self, section: &'static str, what: &str, value: String, target: &str, how: &str) {
         println!("  {what:<60} {value:>16}   {how}");
         self.rows.push(Row {
@@ -513,6 +520,7 @@ async fn main() -> anyhow::Result<()> {
         quick,
         rows: vec![],
         trips: vec![],
+        notes: vec![],
     };
     let watch = report::Watch::start();
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));

@@ -1,15 +1,20 @@
-//! stsbridge benchmarks against the local test bed (`scripts/bench.sh`; results in BENCHMARKS.md).
+//! stsbridge benchmarks against the local test bed (`scripts/bench.sh`; results in BENCHMARKS.md,
+//! which this program writes, whole, from one run).
 //!
 //! Measures a release `stsbridge` binary as the Functions host runs it: `serve` on a port, driven
-//! by invocations over HTTP, with the test bed's Key Vault (TLS, bearer challenge) and STS front
-//! (over moto). Each figure says how it was measured; timings are medians over repeated runs.
-//! The benchmarks assert nothing: they print a table. The soak checks invariants and exits 1 on a
-//! violation.
+//! by invocations over HTTP, with the test bed's servers (Key Vault over TLS with its bearer
+//! challenge, the identity endpoint, STS/IAM over moto, Roles Anywhere, storage, Resource
+//! Manager). Round trips are counted from the servers' request logs ([`trips`]); each figure says
+//! how it was measured. The benchmarks assert nothing: they print the rows as they go, then the
+//! report. The soak checks invariants and exits 1 on a violation.
 //!
-//! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]]   (names: ready, memory, trips, side,
-//! concurrency, targets, paced, endpoint)
+//! Usage: stsbridge-bench [--quick] [--only NAME[,NAME]] [--markdown PATH]   (names: ready, memory,
+//! trips, side, concurrency, targets, paced, endpoint, ra)
 //!        stsbridge-bench --soak [--seed N] [--hours H] [--keep-logs] [--self-test]   (the soak
 //!        under random faults, `soak`; exits 1 when an invariant was violated)
+//!
+//! `scripts/bench.sh` passes what it measured before this program ran (the commit, the builds'
+//! times, the binary's size) in `BENCH_*` variables ([`report`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,21 +25,48 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use testbed::TestBed;
 
+mod consumers;
+mod memory;
+mod report;
 mod side;
 mod soak;
+mod trips;
 
 const LATENCY: Duration = Duration::from_millis(50);
 
-struct Bench {
+/// One row of a figures table.
+pub struct Row {
+    pub section: &'static str,
+    pub what: String,
+    pub value: String,
+    pub target: String,
+    pub how: String,
+}
+
+pub struct Bench {
     bin: PathBuf,
     quick: bool,
-    rows: Vec<(String, String, String)>,
+    rows: Vec<Row>,
+    trips: Vec<trips::TripRow>,
+    /// Paragraphs written from the measurements, printed under a section's table.
+    notes: Vec<(&'static str, String)>,
 }
 
 impl Bench {
-    fn row(&mut self, what: &str, value: String, how: &str) {
-        println!("  {what:<52} {value:>16}   {how}");
-        self.rows.push((what.into(), value, how.into()));
+    fn note(&mut self, section: &'static str, text: String) {
+        println!("  note: {text}");
+        self.notes.push((section, text));
+    }
+
+    fn row(&mut self, section: &'static str, what: &str, value: String, target: &str, how: &str) {
+        println!("  {what:<60} {value:>16}   {how}");
+        self.rows.push(Row {
+            section,
+            what: what.into(),
+            value,
+            target: target.into(),
+            how: how.into(),
+        });
     }
 }
 
@@ -135,11 +167,22 @@ impl Serve {
     }
 
     async fn http_rotate(&self, force: bool) -> anyhow::Result<(u16, Value)> {
+        self.invoke("POST", force).await
+    }
+
+    /// `GET HttpRotate`: the published set's state and the last side work's outcome.
+    async fn state(&self) -> anyhow::Result<Value> {
+        let (status, body) = self.invoke("GET", false).await?;
+        anyhow::ensure!(status == 200, "GET HttpRotate answered {status}: {body}");
+        Ok(body)
+    }
+
+    async fn invoke(&self, method: &str, force: bool) -> anyhow::Result<(u16, Value)> {
         let mut query = json!({"code": "bench"});
         if force {
             query["force"] = json!("true");
         }
-        let invocation = json!({"Data": {"req": {"Url": "https://app/api/HttpRotate", "Method": "POST", "Query": query,
+        let invocation = json!({"Data": {"req": {"Url": "https://app/api/HttpRotate", "Method": method, "Query": query,
             "Headers": {}, "Params": {}, "Identities": []}}, "Metadata": {}});
         let r = self
             .http
@@ -179,131 +222,15 @@ async fn ready(b: &mut Bench) -> anyhow::Result<()> {
         times.push(t.as_secs_f64() * 1000.0);
     }
     b.row(
+        "scale",
         "ready: spawn to first answered GET / (ms)",
         format!(
             "{:.1} (min {:.1})",
             median(times.clone()),
             times.iter().cloned().fold(f64::MAX, f64::min)
         ),
+        "< 10",
         "median of 20 spawns of `serve`, polled every 0.5 ms",
-    );
-    Ok(())
-}
-
-async fn memory(b: &mut Bench) -> anyhow::Result<()> {
-    let bed = TestBed::start().await?;
-    let (serve, _) = Serve::start(&b.bin, &env_of(&bed, &[])).await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (idle, _) = memory_kib(serve.pid());
-    let (status, _) = serve.http_rotate(true).await?;
-    anyhow::ensure!(status == 200, "rotation failed: {status}");
-    let (one, _) = memory_kib(serve.pid());
-    let n = if b.quick { 200 } else { 1000 };
-    let mut after_100 = 0;
-    for i in 0..n {
-        let (status, body) = serve.http_rotate(true).await?;
-        anyhow::ensure!(status == 200, "rotation {i} failed: {body}");
-        if i == 99 {
-            after_100 = memory_kib(serve.pid()).1;
-        }
-    }
-    let (peak, current) = memory_kib(serve.pid());
-    b.row(
-        "memory: peak RSS idle (MiB)",
-        format!("{:.1}", idle as f64 / 1024.0),
-        "VmHWM after start-up",
-    );
-    b.row(
-        "memory: peak RSS after 1 rotation (MiB)",
-        format!("{:.1}", one as f64 / 1024.0),
-        "VmHWM after one forced HttpRotate",
-    );
-    b.row(
-        &format!("memory: peak / current RSS after {n} rotations (MiB)"),
-        format!(
-            "{:.1} / {:.1}",
-            peak as f64 / 1024.0,
-            current as f64 / 1024.0
-        ),
-        &format!(
-            "sequential forced rotations; current RSS after 100 was {:.1} MiB",
-            after_100 as f64 / 1024.0
-        ),
-    );
-    Ok(())
-}
-
-async fn trips(b: &mut Bench) -> anyhow::Result<()> {
-    let runs = if b.quick { 3 } else { 7 };
-    trips_on(b, runs, false).await?;
-    trips_on(b, runs, true).await
-}
-
-/// Cold and warm forced rotations of fresh `serve` processes, with 50 ms per request. With
-/// `storage` (Azurite, the rotation lease) the same latency is on storage too; the lease is taken
-/// concurrently with the reads and released after the answer, so the second rotation comes
-/// 0.5 s after the first (rotations are minutes apart; a trigger right after an answer waits
-/// for that run's release, a round trip or two).
-async fn trips_on(b: &mut Bench, runs: usize, storage: bool) -> anyhow::Result<()> {
-    let (mut cold, mut warm) = (vec![], vec![]);
-    let bed = TestBed::start_with(testbed::Options {
-        storage,
-        ..Default::default()
-    })
-    .await?;
-    let set_latency = |latency: Duration| {
-        bed.vault.faults.set_latency(latency);
-        bed.sts.faults.set_latency(latency);
-        if let Some(storage) = &bed.storage {
-            storage.set_latency(latency);
-        }
-    };
-    let pause = || async {
-        if storage {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    for _ in 0..runs {
-        let (serve, _) = Serve::start(&b.bin, &env_of(&bed, &[])).await?;
-        set_latency(LATENCY);
-        let t = Instant::now();
-        let (status, _) = serve.http_rotate(true).await?;
-        cold.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(status == 200);
-        pause().await;
-        let t = Instant::now();
-        let (status, _) = serve.http_rotate(true).await?;
-        warm.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(status == 200);
-        // Let it release the lease before it is killed: a killed holder's lease would hold the
-        // next process's first rotation until it expires (RotationLeaseSeconds).
-        pause().await;
-        set_latency(Duration::ZERO);
-    }
-    let l = LATENCY.as_secs_f64();
-    let (c, w) = (median(cold), median(warm));
-    let (lease, cold_how, warm_how) = if storage {
-        (
-            ", lease",
-            "as above, AzureWebJobsStorage set (Azurite, 50 ms too)",
-            "as above, 0.5 s after the first",
-        )
-    } else {
-        (
-            "",
-            "first rotation of a new process (token, challenge)",
-            "second rotation, verification included",
-        )
-    };
-    b.row(
-        &format!("round trips: cold forced rotation{lease} (wall / 50 ms)"),
-        format!("{:.2} ({:.0} ms)", c / l, c * 1000.0),
-        &format!("{cold_how}; median of {runs}"),
-    );
-    b.row(
-        &format!("round trips: warm forced rotation{lease} (wall / 50 ms)"),
-        format!("{:.2} ({:.0} ms)", w / l, w * 1000.0),
-        &format!("{warm_how}; median of {runs}"),
     );
     Ok(())
 }
@@ -311,8 +238,7 @@ async fn trips_on(b: &mut Bench, runs: usize, storage: bool) -> anyhow::Result<(
 async fn concurrency(b: &mut Bench) -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
     let (serve, _) = Serve::start(&b.bin, &env_of(&bed, &[])).await?;
-    bed.vault.faults.set_latency(LATENCY);
-    bed.sts.faults.set_latency(LATENCY);
+    trips::set_latency(&bed, LATENCY);
     let n = 1000;
     let started = Instant::now();
     let results = futures::future::join_all((0..n).map(|_| {
@@ -331,25 +257,31 @@ async fn concurrency(b: &mut Bench) -> anyhow::Result<()> {
         .count();
     let latencies: Vec<f64> = results.iter().map(|(t, _)| *t).collect();
     b.row(
+        "scale",
         "concurrency: 1000 concurrent HttpRotate, mints",
         bed.sts.minted().len().to_string(),
-        "GetSessionToken answered by the STS front",
+        "1",
+        "GetSessionToken answered by the STS front (single flight: all join one rotation)",
     );
     b.row(
+        "scale",
         "concurrency: latency p50 / p99 (ms)",
         format!(
             "{:.0} / {:.0}",
             percentile(latencies.clone(), 0.5),
             percentile(latencies, 0.99)
         ),
+        "",
         &format!(
-            "50 ms per Key Vault/STS request; all 1000 done in {} ms",
+            "50 ms per request on every server; all 1000 done in {} ms",
             wall.as_millis()
         ),
     );
     b.row(
+        "scale",
         "concurrency: errors",
         errors.to_string(),
+        "0",
         "answers other than 200",
     );
     Ok(())
@@ -414,8 +346,7 @@ async fn rotate_targets(
 
 async fn targets(b: &mut Bench) -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
-    bed.vault.faults.set_latency(LATENCY);
-    bed.sts.faults.set_latency(LATENCY);
+    trips::set_latency(&bed, LATENCY);
     let unpaced = [("KeyVaultWritesPer10Seconds", "0")];
     let (one, _, _, _) = rotate_targets(b, &bed, 1, &unpaced).await?;
     let n = 100;
@@ -423,13 +354,17 @@ async fn targets(b: &mut Bench) -> anyhow::Result<()> {
     let failed = out["summary"]["failed"].as_u64().unwrap_or(u64::MAX);
     let bound = one.as_secs_f64() * (n as f64 / 8.0).ceil();
     b.row(
+        "scale",
         "targets: 1 target, `rotate` wall (s)",
         format!("{:.2}", one.as_secs_f64()),
+        "",
         "process start to exit, 50 ms per request, unpaced",
     );
     b.row(
+        "scale",
         "targets: 100 targets, `rotate` wall (s)",
         format!("{:.2}", hundred.as_secs_f64()),
+        "≤ ceil(100/8) × one target",
         &format!("MaxConcurrentTargets 8; bound ceil(100/8) x one = {bound:.2} s; failed {failed}; peak RSS {:.1} MiB", peak as f64 / 1024.0),
     );
     Ok(())
@@ -437,8 +372,7 @@ async fn targets(b: &mut Bench) -> anyhow::Result<()> {
 
 async fn paced(b: &mut Bench) -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
-    bed.vault.faults.set_latency(LATENCY);
-    bed.sts.faults.set_latency(LATENCY);
+    trips::set_latency(&bed, LATENCY);
     let n = if b.quick { 200 } else { 1000 };
     bed.vault.clear_log();
     let (wall, peak, samples, out) =
@@ -469,8 +403,10 @@ async fn paced(b: &mut Bench) -> anyhow::Result<()> {
             / 1024.0
     };
     b.row(
+        "scale",
         &format!("paced: {n} targets, one vault, 300 writes/10 s, wall (s)"),
         format!("{:.1}", wall.as_secs_f64()),
+        "within 15 % of the floor",
         &format!(
             "{} writes; pacing floor writes/rate = {floor:.1} s ({:+.1} %); failed {failed}",
             writes.len(),
@@ -478,13 +414,17 @@ async fn paced(b: &mut Bench) -> anyhow::Result<()> {
         ),
     );
     b.row(
+        "scale",
         "paced: most Key Vault writes in any 10 s window",
         max_window.to_string(),
+        "≤ 300",
         "sliding window over the vault's request log (limit 300)",
     );
     b.row(
+        "scale",
         "paced: RSS at 25 / 50 / 75 / 100 % of the run (MiB)",
         format!("{:.1} / {:.1} / {:.1} / {:.1}", at(1), at(2), at(3), at(4)),
+        "flat",
         &format!(
             "VmRSS sampled every 250 ms; peak {:.1}",
             peak as f64 / 1024.0
@@ -517,144 +457,6 @@ fn timed_run(
     Ok(ms)
 }
 
-/// `serve-credentials` (issue #19): requests per second and p99 from one cached set, and the
-/// three ways a client gets a set — `credential-process` cold, `credential-process --cache`, one
-/// request to the endpoint — side by side in one run.
-async fn endpoint(b: &mut Bench) -> anyhow::Result<()> {
-    let bed = TestBed::start().await?;
-    let env = env_of(&bed, &[]);
-    let home = tempfile::tempdir()?;
-    timed_run(&b.bin, &env, home.path(), &["rotate"])?;
-    bed.vault.faults.set_latency(LATENCY);
-    let runs = if b.quick { 5 } else { 15 };
-
-    let cold: Vec<f64> = (0..runs)
-        .map(|_| timed_run(&b.bin, &env, home.path(), &["credential-process"]))
-        .collect::<anyhow::Result<_>>()?;
-    timed_run(
-        &b.bin,
-        &env,
-        home.path(),
-        &["credential-process", "--cache"],
-    )?;
-    let cached: Vec<f64> = (0..runs)
-        .map(|_| {
-            timed_run(
-                &b.bin,
-                &env,
-                home.path(),
-                &["credential-process", "--cache"],
-            )
-        })
-        .collect::<anyhow::Result<_>>()?;
-
-    let mut child = Command::new(&b.bin)
-        .arg("serve-credentials")
-        .env_clear()
-        .env("HOME", home.path())
-        .envs(&env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let lines = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .take(2)
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await??;
-    let value = |line: &str| {
-        line.split_once('=')
-            .map(|(_, v)| v.trim_matches('\'').to_string())
-            .unwrap_or_default()
-    };
-    let (url, token) = (value(&lines[0]), value(&lines[1]));
-    let pid = child.id();
-    let _kill = KillOnDrop(child);
-
-    // One request as an SDK makes it when it refreshes: a new connection each time.
-    let mut single = vec![];
-    for _ in 0..runs {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()?;
-        let t = Instant::now();
-        let r = http
-            .get(&url)
-            .header("authorization", &token)
-            .send()
-            .await?;
-        anyhow::ensure!(r.status().is_success(), "endpoint answered {}", r.status());
-        r.bytes().await?;
-        single.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    b.row(
-        "endpoint: credential-process cold / --cache / one request (ms)",
-        format!(
-            "{:.0} / {:.1} / {:.2}",
-            median(cold),
-            median(cached),
-            median(single)
-        ),
-        &format!("median of {runs}; process start to exit (50 ms per Key Vault request) vs a GET over a new connection"),
-    );
-
-    // Throughput from one cached set: 32 clients with keep-alive connections, on the same 2
-    // cores as the endpoint (the load generator's own cost is in the figure).
-    bed.vault.clear_log();
-    let seconds = if b.quick { 2 } else { 10 };
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let workers = (0..32).map(|_| {
-        let (http, url, token) = (http.clone(), url.clone(), token.clone());
-        tokio::spawn(async move {
-            let mut latencies = vec![];
-            let mut errors = 0u64;
-            while Instant::now() < end {
-                let t = Instant::now();
-                match http.get(&url).header("authorization", &token).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        })
-    });
-    let mut latencies = vec![];
-    let mut errors = 0;
-    for w in futures::future::join_all(workers).await {
-        let (l, e) = w?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let reads = bed
-        .vault
-        .log()
-        .iter()
-        .filter(|r| r.op == "get" && r.status == 200)
-        .count();
-    let (_, rss) = memory_kib(pid);
-    b.row(
-        "endpoint: serve-credentials requests/s, p50 / p99 (ms)",
-        format!(
-            "{:.0}, {:.2} / {:.2}",
-            latencies.len() as f64 / seconds as f64,
-            percentile(latencies.clone(), 0.5),
-            percentile(latencies, 0.99)
-        ),
-        &format!("32 keep-alive clients for {seconds} s on the same 2 cores; errors {errors}; Key Vault reads meanwhile {reads}; RSS after {:.1} MiB", rss as f64 / 1024.0),
-    );
-    Ok(())
-}
-
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -668,11 +470,15 @@ impl Drop for KillOnDrop {
 async fn main() -> anyhow::Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let only: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.split(',').map(str::to_string).collect());
+    let value_of = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only: Option<Vec<String>> =
+        value_of("--only").map(|s| s.split(',').map(str::to_string).collect());
+    let markdown = value_of("--markdown").map(PathBuf::from);
     let bin = std::env::var_os("STSBRIDGE_BIN")
         .map(PathBuf::from)
         .context("STSBRIDGE_BIN (the release stsbridge binary) is not set: run scripts/bench.sh")?;
@@ -701,21 +507,42 @@ async fn main() -> anyhow::Result<ExitCode> {
             false => ExitCode::FAILURE,
         });
     }
+    let names = [
+        "ready",
+        "memory",
+        "trips",
+        "side",
+        "concurrency",
+        "targets",
+        "paced",
+        "endpoint",
+        "ra",
+    ];
+    if let Some(o) = &only {
+        if let Some(bad) = o.iter().find(|n| !names.contains(&n.as_str())) {
+            anyhow::bail!(
+                "--only: no benchmark named {bad} (names: {})",
+                names.join(", ")
+            );
+        }
+    }
     let mut b = Bench {
         bin,
         quick,
         rows: vec![],
+        trips: vec![],
+        notes: vec![],
     };
-    println!("  {:<52} {:>16}   how", "figure", "value");
+    let watch = report::Watch::start();
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     if wanted("ready") {
         ready(&mut b).await?;
     }
     if wanted("memory") {
-        memory(&mut b).await?;
+        memory::memory(&mut b).await?;
     }
     if wanted("trips") {
-        trips(&mut b).await?;
+        trips::rotations(&mut b).await?;
     }
     if wanted("side") {
         side::side(&mut b).await?;
@@ -730,13 +557,19 @@ async fn main() -> anyhow::Result<ExitCode> {
         paced(&mut b).await?;
     }
     if wanted("endpoint") {
-        endpoint(&mut b).await?;
+        consumers::endpoint(&mut b).await?;
     }
-    println!();
-    println!("| figure | value | how measured |");
-    println!("|---|---|---|");
-    for (what, value, how) in &b.rows {
-        println!("| {what} | {value} | {how} |");
+    if wanted("ra") {
+        consumers::roles_anywhere(&mut b).await?;
+    }
+    let load = watch.finish();
+    let text = report::markdown(&b, &load, &args);
+    match markdown {
+        Some(path) => {
+            std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+            println!("\nreport: {}", path.display());
+        }
+        None => println!("\n{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

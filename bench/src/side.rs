@@ -1,27 +1,17 @@
 //! Round trips before the answer in the situations of issue #17's table (side work, cold start)
 //! and issue #18's (consumer apps to refresh), with storage configured (Azurite: the rotation
-//! lease) and 100 ms added to every Key Vault, STS/IAM, storage and Resource Manager request, as
-//! issue #17 asks. Each situation starts its own test bed and `serve`; one sample is a forced
-//! `HttpRotate` timed from the invocation to its answer, divided by the added latency.
+//! lease) and the same latency on every server ([`crate::trips::set_latency`]), at 50 ms and at
+//! 100 ms. Each sample starts its own test bed and `serve`; one sample is a forced `HttpRotate`
+//! from the invocation to its answer, its round trips counted from the servers' logs.
 
 use std::time::{Duration, Instant};
 
-use testbed::{Fault, Rule, TestBed};
+use testbed::{Fault, Rule, TestBed, SOURCE_KEY_ID_SECRET, SOURCE_SECRET_KEY_SECRET};
 
-use crate::{env_of, median, Bench, Serve};
-
-const SIDE_LATENCY: Duration = Duration::from_millis(100);
+use crate::trips::{prime_lease, quiet, set_latency, Cell, Sample, TripRow, LATENCIES};
+use crate::{env_of, Bench, Serve};
 
 const CONSUMER_APPS: &str = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Web/sites";
-
-fn set_latency(bed: &TestBed, latency: Duration) {
-    bed.vault.faults.set_latency(latency);
-    bed.sts.faults.set_latency(latency);
-    bed.arm.faults.set_latency(latency);
-    if let Some(storage) = &bed.storage {
-        storage.set_latency(latency);
-    }
-}
 
 /// How a situation is set up before the timed rotation.
 #[derive(Clone, Copy, PartialEq)]
@@ -38,9 +28,11 @@ enum Situation {
     Cold,
     /// Three App Service apps in `RefreshAppSettingsOf`.
     ThreeConsumerApps,
+    /// A target's first rotation ever: the storage account has no lease container or blob yet.
+    FirstLease,
 }
 
-async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
+async fn sample(b: &Bench, situation: Situation, latency: Duration) -> anyhow::Result<Sample> {
     let bed = TestBed::start_with(testbed::Options {
         storage: true,
         ..Default::default()
@@ -76,12 +68,22 @@ async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
         _ => {}
     }
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    if situation == Situation::Cold {
-        set_latency(&bed, SIDE_LATENCY);
+    let env = env_of(&bed, &extra);
+    if matches!(situation, Situation::Cold | Situation::FirstOfKey) {
+        // Earlier processes rotated (the lease's container and blob exist) ...
+        prime_lease(b, &bed, &env).await?;
+        // ... but this key is new: its two secrets again, without the recorded age.
+        bed.vault
+            .seed(SOURCE_KEY_ID_SECRET, &bed.source.access_key_id, &[]);
+        bed.vault
+            .seed(SOURCE_SECRET_KEY_SECRET, &bed.source.secret_access_key, &[]);
     }
-    let (serve, _) = Serve::start(&b.bin, &env_of(&bed, &extra)).await?;
+    if matches!(situation, Situation::Cold | Situation::FirstLease) {
+        set_latency(&bed, latency);
+    }
+    let (serve, _) = Serve::start(&b.bin, &env).await?;
     match situation {
-        Situation::Cold | Situation::FirstOfKey => {
+        Situation::Cold | Situation::FirstOfKey | Situation::FirstLease => {
             // serve's start-up warm-up runs in the background; give it the second the issue
             // allows before the first invocation.
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -91,21 +93,21 @@ async fn sample(b: &Bench, situation: Situation) -> anyhow::Result<f64> {
             // meets the denial or the hang) to finish or time out, and for its lease's release.
             let (status, _) = serve.http_rotate(true).await?;
             anyhow::ensure!(status == 200, "the first rotation answered {status}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            quiet(&bed, Duration::from_millis(300)).await;
         }
     }
-    set_latency(&bed, SIDE_LATENCY);
+    set_latency(&bed, latency);
     let t = Instant::now();
     let (status, _) = serve.http_rotate(true).await?;
-    let wall = t.elapsed().as_secs_f64();
+    let done = Instant::now();
     anyhow::ensure!(status == 200, "the timed rotation answered {status}");
+    let sample = Sample::of(&bed, t, done);
     set_latency(&bed, Duration::ZERO);
-    Ok(wall)
+    Ok(sample)
 }
 
 pub async fn side(b: &mut Bench) -> anyhow::Result<()> {
     let runs = if b.quick { 3 } else { 7 };
-    let l = SIDE_LATENCY.as_secs_f64();
     for (situation, what, how) in [
         (
             Situation::Steady,
@@ -137,17 +139,31 @@ pub async fn side(b: &mut Bench) -> anyhow::Result<()> {
             "consumers: 3 apps in RefreshAppSettingsOf",
             "warm forced rotation; ARM refreshes after the answer",
         ),
+        (
+            Situation::FirstLease,
+            "first rotation ever of a target: the lease's container and blob created",
+            "a new test bed's storage account (once per account and target), 1 s after start, latency on from the spawn",
+        ),
     ] {
-        let mut walls = vec![];
-        for _ in 0..runs {
-            walls.push(sample(b, situation).await?);
+        let floor = match situation {
+            Situation::FirstLease => "6: the container, the blob, then the lease (once), mint, verify, publish",
+            _ => "4",
+        };
+        let mut cells = vec![];
+        for latency in LATENCIES {
+            let mut samples = vec![];
+            for _ in 0..runs {
+                samples.push(sample(b, situation, latency).await?);
+            }
+            cells.push(Cell { latency, samples });
         }
-        let w = median(walls);
-        b.row(
-            &format!("round trips: {what} (wall / 100 ms)"),
-            format!("{:.2} ({:.0} ms)", w / l, w * 1000.0),
-            &format!("{how}; median of {runs}"),
-        );
+        b.trip_row(TripRow {
+            table: "side",
+            situation: what.to_string(),
+            floor: floor.into(),
+            how: format!("{how}; access-key mode, storage (the lease) configured; a fresh test bed and process per sample; median of {runs}"),
+            cells,
+        });
     }
     Ok(())
 }

@@ -8,9 +8,10 @@
 //! request per 25, and the history only grows (~8,760 versions per secret after a year of hourly
 //! rotation). So a process sweeps on its first publish and then at most once per
 //! [`SWEEP_INTERVAL`], and streams the listing ([`Sweep`]) rather than holding it. An expired
-//! version left enabled meanwhile holds only credentials AWS no longer accepts. (Measured: with a
-//! sweep after every publish, a process's RSS grew from 21 to 39 MiB over 1,000 rotations, the
-//! allocator keeping the ever longer listings' pages; BENCHMARKS.md.)
+//! version left enabled meanwhile holds only credentials AWS no longer accepts. (Measured on
+//! 2026-12-06: with a sweep after every publish, a process's RSS grew from 21 to 39 MiB over 1,000
+//! rotations, the allocator keeping the ever longer listings' pages. BENCHMARKS.md now measures
+//! the sweep of a 10,000-version history: its requests, time and RSS.)
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;

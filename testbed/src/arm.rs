@@ -12,8 +12,9 @@
 //! `SecretNotFound`, `OtherReasons` for a disabled latest version), and a listing shows them — but a
 //! reference whose app identity may not read the vault (`AccessToKeyVaultDenied` at registration)
 //! stays denied, as a missing role assignment would keep it. Faults (`refresh` / `list`, by the app's
-//! name) can answer 403 `AuthorizationFailed`, 429 with `Retry-After`, hang or drop. Every call is
-//! recorded.
+//! name) can answer 403 `AuthorizationFailed`, 429 with `Retry-After`, hang or drop; the faults'
+//! latency (`faults.set_latency`) delays every call, as on the other servers. Every call is
+//! recorded, with its timings.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -195,6 +196,10 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
+    let latency = arm.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let path = uri.path().to_string();
     let (op, app) =
         if let Some(app) = path.strip_suffix("/config/configreferences/appsettings/refresh") {

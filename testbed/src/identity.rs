@@ -10,9 +10,14 @@
 //! resource), `iss` (a v1 Entra issuer), `sub`/`oid` (the identity's object id), `tid`, `appid`,
 //! `iat`, `nbf`, `exp`: the claims AWS checks in `AssumeRoleWithWebIdentity`. The signature is
 //! random; the Key Vault server accepts a token only if this registry issued it for its resource.
+//!
+//! Every token request is logged with its timings ([`TokenIssuer::requests`]) and waits the
+//! latency set with `faults.set_latency`, like the other servers' requests: the benchmarks count
+//! round trips over every server a rotation talks to, this one included.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::{Query, State};
 
@@ -23,6 +28,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::json;
 
+use crate::faults::Faults;
 use crate::random_hex;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -66,12 +72,17 @@ pub struct IssuedToken {
     pub expires_at: i64,
 }
 
-/// One call to the identity endpoint, for tests.
+/// One call to the identity endpoint (or the client-secret token endpoint), for tests; with its
+/// timings, as the other servers' logs have them, so round trips can be counted.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
     pub resource: String,
     pub client_id: Option<String>,
     pub granted: bool,
+    /// When the request arrived (before the injected latency).
+    pub started: Instant,
+    /// When its answer was ready.
+    pub finished: Instant,
 }
 
 /// Issues and remembers tokens; shared by the identity endpoint and the Key Vault server.
@@ -82,6 +93,9 @@ pub struct TokenIssuer {
     requests: Mutex<Vec<TokenRequest>>,
     /// Audiences added once their servers have bound a port (e.g. the ARM endpoint's URL).
     extra_audiences: Mutex<Vec<String>>,
+    /// Latency added to every token request, on both token endpoints (only the latency is used:
+    /// `faults.set_latency`, as on the other servers; the benchmarks put it on every server).
+    pub faults: Faults,
 }
 
 impl TokenIssuer {
@@ -91,6 +105,7 @@ impl TokenIssuer {
             issued: Mutex::default(),
             requests: Mutex::default(),
             extra_audiences: Mutex::default(),
+            faults: Faults::default(),
         })
     }
 
@@ -178,6 +193,16 @@ impl TokenIssuer {
         self.requests.lock().unwrap().clone()
     }
 
+    /// A request's arrival: its time, after the injected latency has passed.
+    async fn arrive(&self) -> Instant {
+        let started = Instant::now();
+        let latency = self.faults.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        started
+    }
+
     /// Every token issued so far (for secret-leak searches).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.issued.lock().unwrap().keys().cloned().collect()
@@ -221,6 +246,7 @@ async fn login_token(
     axum::extract::Path(tenant): axum::extract::Path<String>,
     axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
 ) -> Response {
+    let started = issuer.arrive().await;
     let scope = form.get("scope").cloned().unwrap_or_default();
     let audience = scope.trim_end_matches("/.default").to_string();
     let record = |granted| {
@@ -228,6 +254,8 @@ async fn login_token(
             resource: audience.clone(),
             client_id: form.get("client_id").cloned(),
             granted,
+            started,
+            finished: Instant::now(),
         })
     };
     if tenant != issuer.config.tenant_id {
@@ -273,6 +301,7 @@ async fn token(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let started = issuer.arrive().await;
     let resource = query.get("resource").cloned().unwrap_or_default();
     let client_id = query.get("client_id").cloned();
     let record = |granted| {
@@ -280,6 +309,8 @@ async fn token(
             resource: resource.clone(),
             client_id: client_id.clone(),
             granted,
+            started,
+            finished: Instant::now(),
         })
     };
     let secret = headers

@@ -10,7 +10,8 @@
 //! - [`arm`]: the Resource Manager calls that refresh App Service apps' Key Vault references.
 //! - [`storage`]: Azurite, the Azure Storage emulator, as the app's `AzureWebJobsStorage` (only
 //!   when [`Options::storage`] asks for it).
-//! - [`faults`]: latency, error, throttling and dropped-connection injection for both servers.
+//! - [`faults`]: latency, error, throttling and dropped-connection injection for the servers
+//!   ([`TestBed::set_latency`] puts one latency on all of them).
 //! - [`tls`]: the throw-away CA (trusted by clients through `SSL_CERT_FILE`).
 //! - [`serve`]: the accept loop (plain or TLS, able to drop connections).
 //! - [`proxy`]: the loopback HTTPS proxy that lets clients reach the vault by a name inside the
@@ -390,6 +391,22 @@ impl TestBed {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The same latency on every request to every server a client talks to: Key Vault, the
+    /// identity endpoints, STS/IAM, Roles Anywhere, Resource Manager, IAM Identity Center and
+    /// storage (when started). Each server also logs its requests with when they arrived and
+    /// when their answers were ready, from which the benchmarks count round trips.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.vault.faults.set_latency(latency);
+        self.issuer.faults.set_latency(latency);
+        self.sts.faults.set_latency(latency);
+        self.rolesanywhere.faults.set_latency(latency);
+        self.arm.faults.set_latency(latency);
+        self.sso.faults.set_latency(latency);
+        if let Some(storage) = &self.storage {
+            storage.set_latency(latency);
+        }
     }
 
     /// The directory holding the CA file.

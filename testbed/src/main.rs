@@ -11,7 +11,8 @@
 //!   name (`kv.vault.test`) so the challenge check stays on (https traffic to anywhere else is
 //!   refused by it: use that shell for the test bed only);
 //! - `--settings-file`: also write them as a Core Tools `local.settings.json`;
-//! - `--latency-ms`: add this latency to every Key Vault and STS request;
+//! - `--latency-ms`: add this latency to every request to every server (Key Vault, the identity
+//!   endpoints, STS/IAM, Roles Anywhere, Resource Manager, IAM Identity Center, storage);
 //! - `--storage`: also start Azurite (the Azure Storage emulator) as `AzureWebJobsStorage`, so
 //!   rotations take the rotation lease as in Azure;
 //! - `--consumer-app NAME`: register an App Service app NAME in the Resource Manager fake, whose
@@ -61,8 +62,7 @@ async fn run() -> anyhow::Result<()> {
         .setup_roles_anywhere("stsbridge-demo", testbed::KeySpec::EcP256)
         .await
         .context("the Roles Anywhere demo configuration")?;
-    bed.vault.faults.set_latency(Duration::from_millis(latency));
-    bed.sts.faults.set_latency(Duration::from_millis(latency));
+    bed.set_latency(Duration::from_millis(latency));
     let mut env = bed.env();
     if let Some(name) = &consumer_app {
         let id = format!(

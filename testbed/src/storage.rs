@@ -17,7 +17,9 @@
 //! [`Azurite::set_hang`] makes it accept connections and never answer (a storage front that
 //! stalls: only a client's own timeout ends the wait). Over plain http the relay also notes
 //! every request's method, path and query parameters, never a SAS signature
-//! ([`Azurite::requests`]): what a client's SAS grants is visible in its parameters.
+//! ([`Azurite::requests`]): what a client's SAS grants is visible in its parameters; and when
+//! each arrived and its answer was passed back, so the benchmarks count storage's round trips
+//! with the other servers'.
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -46,11 +48,16 @@ pub struct StorageRequest {
     pub params: std::collections::BTreeMap<String, String>,
     /// Whether the query carried a `sig` (a SAS).
     pub signed: bool,
+    /// When its first bytes reached the relay (before the injected latency).
+    pub started: Instant,
+    /// When the relay passed on the last bytes of the answer so far (the answer's end, once the
+    /// connection's next request has arrived or the connection is closed); `started` until then.
+    pub finished: Instant,
 }
 
 impl StorageRequest {
     /// A request head at the start of a chunk (`GET /path?query HTTP/1.1`), if it is one.
-    fn parse(chunk: &[u8]) -> Option<StorageRequest> {
+    fn parse(chunk: &[u8], started: Instant) -> Option<StorageRequest> {
         let line = chunk.split(|&b| b == b'\r').next()?;
         let line = std::str::from_utf8(line).ok()?;
         let mut parts = line.split(' ');
@@ -73,6 +80,8 @@ impl StorageRequest {
             path: url.path().to_string(),
             params,
             signed,
+            started,
+            finished: started,
         })
     }
 }
@@ -237,6 +246,9 @@ impl Azurite {
                     };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
+                    // The log index of this connection's latest request: the answer's chunks
+                    // move its `finished` (HTTP/1.1 answers one request at a time).
+                    let latest: Mutex<Option<usize>> = Mutex::default();
                     let up = async {
                         let mut buf = vec![0u8; 64 * 1024];
                         loop {
@@ -244,6 +256,7 @@ impl Azurite {
                             if n == 0 {
                                 return sw.shutdown().await;
                             }
+                            let arrived = Instant::now();
                             let delay = *latency.lock().unwrap();
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
@@ -257,13 +270,29 @@ impl Azurite {
                                 continue;
                             }
                             // The lease's requests are small: one chunk starts with one head.
-                            if let Some(r) = StorageRequest::parse(&buf[..n]) {
-                                requests.lock().unwrap().push(r);
+                            if let Some(r) = StorageRequest::parse(&buf[..n], arrived) {
+                                let mut requests = requests.lock().unwrap();
+                                *latest.lock().unwrap() = Some(requests.len());
+                                requests.push(r);
                             }
                             sw.write_all(&buf[..n]).await?;
                         }
                     };
-                    let back = tokio::io::copy(&mut sr, &mut cw);
+                    let back = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = sr.read(&mut buf).await?;
+                            if n == 0 {
+                                return std::io::Result::Ok(());
+                            }
+                            cw.write_all(&buf[..n]).await?;
+                            if let Some(i) = *latest.lock().unwrap() {
+                                if let Some(r) = requests.lock().unwrap().get_mut(i) {
+                                    r.finished = Instant::now();
+                                }
+                            }
+                        }
+                    };
                     // Either side closing closes both, so a client holding a pooled connection
                     // sees Azurite go away at once, as it would without the relay.
                     tokio::select! {

@@ -61,7 +61,7 @@ timed() {
 }
 
 if [[ " ${args[*]-} " == *" --soak "* ]]; then
-  cargo build --release --locked -p stsbridge --bin stsbridge -p stsbridge-bench
+  cargo build --release --locked -p stsbridge --bin stsbridge -p stsbridge-bench --bin stsbridge-bench
   STSBRIDGE_BIN=$TARGET_DIR/release/stsbridge exec "$TARGET_DIR/release/stsbridge-bench" "${args[@]}"
 fi
 
@@ -87,8 +87,8 @@ fi
 deps=$(find "$TARGET_DIR/release/deps" -name '*.rlib' 2>/dev/null | wc -l)
 state="the release cache held $deps compiled dependencies beforehand"
 [[ $deps -eq 0 ]] && state="the release cache was empty (cold)"
-timed "\`cargo build --release --locked -p stsbridge --bin stsbridge -p stsbridge-bench\`; $state" \
-  cargo build --release --locked -p stsbridge --bin stsbridge -p stsbridge-bench
+timed "\`cargo build --release --locked -p stsbridge --bin stsbridge -p stsbridge-bench --bin stsbridge-bench\`; $state" \
+  cargo build --release --locked -p stsbridge --bin stsbridge -p stsbridge-bench --bin stsbridge-bench
 BENCH_BUILD_RUN=$TIMED
 
 if $cold; then

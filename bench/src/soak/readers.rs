@@ -95,6 +95,34 @@ fn process_json(stdout: &str) -> Result<Value, String> {
     Ok(v)
 }
 
+/// Checks a set a reader was handed against what STS minted (a violation if it differs), and
+/// returns its secret and token: the reader's output is meant to hold them, and is searched for
+/// every other secret.
+fn judge(
+    got: &Got,
+    sts: &StsFront,
+    shared: &Shared,
+    stats: &mut ReaderStats,
+    reader: Reader,
+    hour: u32,
+    fault: &str,
+) -> Vec<String> {
+    match check::check_got(got, &minted_by_id(sts), Utc::now()) {
+        Ok(()) => stats.good += 1,
+        Err(b) => shared.violate_during(
+            hour,
+            fault,
+            b.what,
+            format!("{}: {}", reader.label(), b.text),
+        ),
+    }
+    [got.secret, got.token]
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect()
+}
+
 /// `stsbridge credential-process`, run as the AWS CLI runs it, 250 ms after each run ends.
 pub async fn credential_process(
     bin: PathBuf,
@@ -177,21 +205,8 @@ pub async fn credential_process(
             token: field("SessionToken"),
             expiration: field("Expiration"),
         };
-        match check::check_got(&got, &minted_by_id(&sts), Utc::now()) {
-            Ok(()) => stats.good += 1,
-            Err(b) => shared.violate_during(
-                hour,
-                &fault,
-                b.what,
-                format!("{}: {}", reader.label(), b.text),
-            ),
-        }
         // Its stdout is meant to hold this set: searched for every other secret.
-        let own = [got.secret, got.token]
-            .into_iter()
-            .flatten()
-            .map(str::to_string)
-            .collect();
+        let own = judge(&got, &sts, &shared, &mut stats, reader, hour, &fault);
         shared.capture("credential-process stdout", stdout, own);
     }
     stats
@@ -263,20 +278,7 @@ pub async fn endpoint(sts: Arc<StsFront>, shared: Arc<Shared>) -> ReaderStats {
             token: field("Token"),
             expiration: field("Expiration"),
         };
-        match check::check_got(&got, &minted_by_id(&sts), Utc::now()) {
-            Ok(()) => stats.good += 1,
-            Err(b) => shared.violate_during(
-                hour,
-                &fault,
-                b.what,
-                format!("{}: {}", reader.label(), b.text),
-            ),
-        }
-        let own = [got.secret, got.token]
-            .into_iter()
-            .flatten()
-            .map(str::to_string)
-            .collect();
+        let own = judge(&got, &sts, &shared, &mut stats, reader, hour, &fault);
         shared.capture("serve-credentials answers", body, own);
     }
     stats

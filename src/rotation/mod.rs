@@ -313,6 +313,14 @@ impl RotationService {
         let reason = match decision {
             Decision::Fresh(reason) => {
                 let mut report = self.repair(reason, current, started).await?;
+                // Passed on to the lease's next holder (`lease::record`): when this set was
+                // published, as precisely as this run learnt it. Without it, the third forced
+                // trigger of a burst compared its arrival with the version's `created` (whole
+                // seconds) and minted again (found by the soak, issue #25).
+                report.published_at = bundle
+                    .as_ref()
+                    .filter(|b| b.minted_at() == report.minted_at)
+                    .and_then(|b| b.published_at);
                 self.finish_plan(plan.as_mut(), &mut report, now).await;
                 return Ok((report, plan));
             }

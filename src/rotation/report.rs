@@ -46,9 +46,10 @@ pub struct Report {
     /// a forced trigger accepts the result of a run it joined only if this is after it arrived.
     #[serde(skip)]
     pub minted_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When this run finished publishing the set it minted (`None` for a run that minted
-    /// nothing): a set published after a forced trigger arrived was held by nobody when it was
-    /// asked for, so it answers that trigger too.
+    /// When the set in the answer was published: by this run when it minted; found fresh, as
+    /// precisely as this run learnt it (from the lease's previous holder to the millisecond, else
+    /// the version's `created`, whole seconds). A set published after a forced trigger arrived
+    /// was held by nobody when it was asked for, so it answers that trigger too.
     #[serde(skip)]
     pub published_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -119,6 +119,60 @@ async fn three_instances_with_a_burst_of_forced_triggers_mint_exactly_once() {
     a_burst_of_forced_triggers_mints_exactly_once(&bed_with_storage().await, 3).await;
 }
 
+/// Found by the soak (issue #25): A's forced trigger decides to mint; B's and C's arrive while
+/// it mints (after A's minted-at, before its publish) and wait for the lease. The first of them
+/// learns from A's lease record when A published, to the millisecond, and answers with A's set;
+/// the second must learn it from the first, not from the version's `created`, which Key Vault
+/// keeps in whole seconds (earlier than its trigger when both fall in the same second).
+#[tokio::test]
+async fn the_third_forced_trigger_of_a_burst_learns_when_the_set_was_published_from_the_second() {
+    let bed = bed_with_storage().await;
+    let apps = instances(&bed, 3).await;
+    bed.sts.faults.set_latency(Duration::from_millis(300));
+    let minted_before = bed.sts.minted().len();
+    // A's trigger just after a second begins, so its publish (~0.7 s later: two STS calls at
+    // 300 ms) falls in the same second as B's and C's arrival 100 ms later.
+    let into_second = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(
+        1050 - into_second.min(1000),
+    )))
+    .await;
+    let a = apps[0].http_rotate("POST", &[("force", "true")], None);
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = Instant::now();
+        let answers = tokio::join!(
+            apps[1].http_rotate("POST", &[("force", "true")], None),
+            apps[2].http_rotate("POST", &[("force", "true")], None)
+        );
+        (sent, answers)
+    };
+    let (a, (sent, (b, c))) = tokio::join!(
+        async {
+            let answer = a.await;
+            (answer, Instant::now())
+        },
+        later
+    );
+    let (a, a_answered) = a;
+    assert!(sent < a_answered, "B and C were sent while A was minting");
+    for answer in [&a, &b, &c] {
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    assert_eq!(
+        bed.sts.minted().len() - minted_before,
+        1,
+        "one mint for the burst: A's (B {:?}, C {:?})",
+        b.body["reason"],
+        c.body["reason"]
+    );
+    for answer in [&b, &c] {
+        assert_eq!(answer.body["accessKeyId"], a.body["accessKeyId"]);
+    }
+    let texts = texts(&apps);
+    assert_no_secrets(&bed, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_holder_killed_mid_rotation_is_followed_by_a_rotation_once_its_lease_expires() {
     let bed = bed_with_storage().await;

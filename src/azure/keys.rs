@@ -15,7 +15,9 @@ use azure_security_keyvault_keys::models::{
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions, ResourceId};
 
-use super::keyvault::{client_options, map_error_of, VaultError, Vaults};
+use super::keyvault::{
+    client_options, map_error_of, sent_again_after_token_race, VaultError, Vaults,
+};
 use super::reference::CertificateRef;
 use crate::certificate::KeyAlgorithm;
 
@@ -81,17 +83,19 @@ impl Vaults {
     ) -> Result<VaultCertificate, VaultError> {
         let what = certificate.to_string();
         let clients = self.key_clients(&certificate.vault, &what)?;
-        let options = CertificateClientGetCertificateOptions {
-            certificate_version: certificate.version.clone(),
-            ..Default::default()
-        };
-        let model = clients
-            .certificates
-            .get_certificate(&certificate.name, Some(options))
-            .await
-            .map_err(|e| map_error_of("read", what.clone(), e))?
-            .into_model()
-            .map_err(|e| map_error_of("read", what.clone(), e))?;
+        let model = sent_again_after_token_race(|| {
+            let options = CertificateClientGetCertificateOptions {
+                certificate_version: certificate.version.clone(),
+                ..Default::default()
+            };
+            clients
+                .certificates
+                .get_certificate(&certificate.name, Some(options))
+        })
+        .await
+        .map_err(|e| map_error_of("read", what.clone(), e))?
+        .into_model()
+        .map_err(|e| map_error_of("read", what.clone(), e))?;
         let other = |message: &str| VaultError::Other {
             op: "read",
             secret: what.clone(),
@@ -140,23 +144,20 @@ impl Vaults {
             }),
             value: Some(digest.to_vec()),
         };
-        let options = KeyClientSignOptions {
-            key_version: Some(key.key_version.clone()),
-            ..Default::default()
-        };
-        let result = clients
-            .keys
-            .sign(
-                &key.key_name,
-                parameters
-                    .try_into()
-                    .map_err(|e| map_error_of("sign with", what.clone(), e))?,
-                Some(options),
-            )
-            .await
-            .map_err(|e| map_error_of("sign with", what.clone(), e))?
-            .into_model()
-            .map_err(|e| map_error_of("sign with", what.clone(), e))?;
+        let result = sent_again_after_token_race(|| async {
+            let options = KeyClientSignOptions {
+                key_version: Some(key.key_version.clone()),
+                ..Default::default()
+            };
+            clients
+                .keys
+                .sign(&key.key_name, parameters.clone().try_into()?, Some(options))
+                .await
+        })
+        .await
+        .map_err(|e| map_error_of("sign with", what.clone(), e))?
+        .into_model()
+        .map_err(|e| map_error_of("sign with", what.clone(), e))?;
         result
             .result
             .filter(|s| !s.is_empty())

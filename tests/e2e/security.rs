@@ -655,7 +655,7 @@ async fn a_cache_file_that_claims_to_live_until_9999_is_not_served() {
     // What a bundle from a vault written to before its repair left behind.
     std::fs::write(
         &file,
-        bundle_expiring("ASIAFORGEDFORGED0001", "9999-12-31T23:59:59Z"),
+        bundle_expiring("ASIAFORGEDEXAMPLE001", "9999-12-31T23:59:59Z"),
     )
     .unwrap();
 
